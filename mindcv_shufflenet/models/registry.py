@@ -1,0 +1,78 @@
+"""Model registry: ``create_model(name, ...)`` and ``list_models()``, with MindCV's names and signature."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from typing import Callable, Dict, List, Optional
+
+from mindspore import nn
+
+_MODELS: Dict[str, Callable[..., nn.Cell]] = {}
+
+# MindCV releases before 0.2 named V1 models like "shufflenet_v1_g3_x1_0"; their YAML files still do.
+_LEGACY_V1_NAME = re.compile(r"^shufflenet_v1_g(\d)_x(\d)_(\d)$")
+
+
+def register_model(fn: Callable[..., nn.Cell]) -> Callable[..., nn.Cell]:
+    """Register a builder ``fn(pretrained=False, num_classes=1000, in_channels=3, **kwargs)`` by its name."""
+    name = fn.__name__
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is registered twice")
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> List[str]:
+    """Registered model names matching a shell-style pattern, e.g. ``list_models("shufflenet_v2*")``."""
+    return sorted(name for name in _MODELS if fnmatch.fnmatch(name, pattern))
+
+
+def canonical_model_name(name: str) -> str:
+    """The registered name for ``name``, accepting MindCV's legacy V1 names; ValueError if unknown."""
+    legacy = _LEGACY_V1_NAME.match(name)
+    if legacy:
+        name = "shufflenet_v1_g{}_{}{}".format(*legacy.groups())
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, _MODELS, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else "see list_models()"
+        raise ValueError(f"unknown model {name!r}: {hint}")
+    return name
+
+
+def create_model(
+    model_name: str,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    pretrained: bool = False,
+    checkpoint_path: Optional[str] = None,
+    ema: bool = False,
+    **kwargs,
+) -> nn.Cell:
+    """Build a registered model, optionally with weights.
+
+    Args:
+        model_name: a name from ``list_models()`` (MindCV's legacy V1 names are accepted too).
+        num_classes, in_channels: classifier outputs and image channels.
+        pretrained: load MindCV's released ImageNet weights from the local weights folder
+            (see ``weights.pretrained_dir``).
+        checkpoint_path: load this checkpoint strictly (every network parameter must be in it with the
+            right shape); MindCV checkpoints of either V1 layout are accepted. Empty means none.
+        ema: take the weights from the checkpoint's EMA copy (``ema.*``) instead of the raw ones.
+        **kwargs: passed to the model class, e.g. ``pool_padding="symmetric"``.
+    """
+    from .weights import load_checkpoint
+
+    name = canonical_model_name(model_name)
+    if pretrained and checkpoint_path:
+        raise ValueError("pass either pretrained=True or checkpoint_path, not both")
+    if ema and not checkpoint_path:
+        raise ValueError("ema=True selects the EMA weights of a checkpoint: give checkpoint_path too")
+    try:
+        model = _MODELS[name](pretrained=pretrained, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    except TypeError as err:  # an unknown keyword argument: name the model and the argument
+        raise ValueError(f"{name}: {err}") from None
+    if checkpoint_path:
+        load_checkpoint(model, checkpoint_path, ema=ema)
+    return model

@@ -1,0 +1,195 @@
+"""ShuffleNet V2 (Ma et al., ECCV 2018), with MindCV's parameter names and semantics.
+
+The layout is MindCV's (itself the official Megvii code's): a stride-1 unit sends the even channels of
+its input through unchanged and the odd ones through the main branch, then concatenates; a stride-2
+unit runs both branches on the whole input, the projection keeping its width and the main branch
+producing the rest. Interleaving the split with the concat in this way *is* the channel shuffle.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from mindspore import Tensor, nn, ops
+
+from .layers import EvenOddSplit, GlobalAvgPool, downsample_pool, init_like_mindcv
+from .registry import register_model
+from .weights import load_pretrained
+
+__all__ = ["ShuffleNetV2", "ShuffleV2Block", "SHUFFLENET_V2_CHANNELS"]
+
+# (stem, stage2, stage3, stage4, conv5) output channels: the paper's Table 5.
+SHUFFLENET_V2_CHANNELS = {
+    "x0_5": (24, 48, 96, 192, 1024),
+    "x1_0": (24, 116, 232, 464, 1024),
+    "x1_5": (24, 176, 352, 704, 1024),
+    "x2_0": (24, 244, 488, 976, 2048),
+}
+STAGE_REPEATS = (4, 8, 4)
+
+
+class ShuffleV2Block(nn.Cell):
+    """One ShuffleNet V2 unit.
+
+    Args:
+        in_channels: channels entering the main branch: the whole input for stride 2, half of it
+            (the odd channels) for stride 1.
+        out_channels: channels the unit outputs.
+        mid_channels: width of the main branch's depthwise conv.
+        stride: 1 (basic unit) or 2 (spatial downsampling unit).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, mid_channels: int, stride: int) -> None:
+        super().__init__()
+        if stride not in (1, 2):
+            raise ValueError(f"ShuffleV2Block stride must be 1 or 2, got {stride}")
+        self.stride = stride
+        main_out = out_channels - in_channels
+        self.branch_main = nn.SequentialCell(
+            nn.Conv2d(in_channels, mid_channels, kernel_size=1),
+            nn.BatchNorm2d(mid_channels),
+            nn.ReLU(),
+            nn.Conv2d(mid_channels, mid_channels, kernel_size=3, stride=stride, pad_mode="pad", padding=1,
+                      group=mid_channels),
+            nn.BatchNorm2d(mid_channels),
+            nn.Conv2d(mid_channels, main_out, kernel_size=1),
+            nn.BatchNorm2d(main_out),
+            nn.ReLU(),
+        )
+        if stride == 2:
+            self.branch_proj = nn.SequentialCell(
+                nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=2, pad_mode="pad", padding=1,
+                          group=in_channels),
+                nn.BatchNorm2d(in_channels),
+                nn.Conv2d(in_channels, in_channels, kernel_size=1),
+                nn.BatchNorm2d(in_channels),
+                nn.ReLU(),
+            )
+            self.split = None
+        else:
+            self.branch_proj = None
+            self.split = EvenOddSplit()
+        self.concat = ops.Concat(axis=1)
+
+    def construct(self, x: Tensor) -> Tensor:
+        if self.stride == 1:
+            identity, x_main = self.split(x)  # even channels pass through, odd ones feed the main branch
+            return self.concat((identity, self.branch_main(x_main)))
+        return self.concat((self.branch_proj(x), self.branch_main(x)))
+
+
+class ShuffleNetV2(nn.Cell):
+    """ShuffleNet V2.
+
+    Args:
+        channels: output channels of (stem, stage2, stage3, stage4, conv5); see
+            ``SHUFFLENET_V2_CHANNELS``. Reduced widths such as ``(8, 16, 32, 64, 128)`` give a small
+            network for tests and small data sets.
+        num_classes: classifier outputs.
+        in_channels: image channels.
+        stage_repeats: units per stage (the first of each downsamples).
+        pool_padding: stem max pool padding, "same" (MindCV, the default) or "symmetric"
+            (torchvision, official code); see ``layers.downsample_pool``.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int] = SHUFFLENET_V2_CHANNELS["x1_0"],
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        stage_repeats: Sequence[int] = STAGE_REPEATS,
+        pool_padding: str = "same",
+    ) -> None:
+        super().__init__()
+        _check_channels(channels, stage_repeats)
+        stem, *stage_channels, last = channels
+        self.channels = tuple(channels)
+        self.num_classes = num_classes
+
+        self.first_conv = nn.SequentialCell(
+            nn.Conv2d(in_channels, stem, kernel_size=3, stride=2, pad_mode="pad", padding=1),
+            nn.BatchNorm2d(stem),
+            nn.ReLU(),
+        )
+        self.max_pool = downsample_pool("max", pool_padding)
+
+        blocks = []
+        width = stem
+        for out_channels, repeats in zip(stage_channels, stage_repeats):
+            blocks.append(ShuffleV2Block(width, out_channels, out_channels // 2, stride=2))
+            for _ in range(repeats - 1):
+                blocks.append(ShuffleV2Block(out_channels // 2, out_channels, out_channels // 2, stride=1))
+            width = out_channels
+        self.features = nn.SequentialCell(blocks)
+
+        self.conv_last = nn.SequentialCell(
+            nn.Conv2d(width, last, kernel_size=1),
+            nn.BatchNorm2d(last),
+            nn.ReLU(),
+        )
+        self.pool = GlobalAvgPool()
+        self.classifier = nn.Dense(last, num_classes, has_bias=False)
+        init_like_mindcv(self)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        x = self.first_conv(x)
+        x = self.max_pool(x)
+        x = self.features(x)
+        return self.conv_last(x)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.classifier(self.pool(x))
+
+    def construct(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _check_channels(channels: Sequence[int], stage_repeats: Sequence[int]) -> None:
+    if len(channels) != len(stage_repeats) + 2:
+        raise ValueError(f"ShuffleNetV2 channels must list stem, {len(stage_repeats)} stages and conv5, "
+                         f"got {tuple(channels)}")
+    if min(stage_repeats) < 1:
+        raise ValueError(f"every stage needs at least one unit, got stage_repeats={tuple(stage_repeats)}")
+    stem, *stages, _ = channels
+    previous = stem
+    for c in stages:
+        if c % 2 or c <= previous:
+            raise ValueError(f"ShuffleNetV2 stage widths must be even and grow from stage to stage "
+                             f"(from the stem's {stem}), got {tuple(channels)}")
+        previous = c
+
+
+@register_model
+def shufflenet_v2_x0_5(pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
+                       **kwargs) -> ShuffleNetV2:
+    model = ShuffleNetV2(SHUFFLENET_V2_CHANNELS["x0_5"], num_classes=num_classes, in_channels=in_channels, **kwargs)
+    if pretrained:
+        load_pretrained(model, "shufflenet_v2_x0_5")
+    return model
+
+
+@register_model
+def shufflenet_v2_x1_0(pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
+                       **kwargs) -> ShuffleNetV2:
+    model = ShuffleNetV2(SHUFFLENET_V2_CHANNELS["x1_0"], num_classes=num_classes, in_channels=in_channels, **kwargs)
+    if pretrained:
+        load_pretrained(model, "shufflenet_v2_x1_0")
+    return model
+
+
+@register_model
+def shufflenet_v2_x1_5(pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
+                       **kwargs) -> ShuffleNetV2:
+    model = ShuffleNetV2(SHUFFLENET_V2_CHANNELS["x1_5"], num_classes=num_classes, in_channels=in_channels, **kwargs)
+    if pretrained:
+        load_pretrained(model, "shufflenet_v2_x1_5")
+    return model
+
+
+@register_model
+def shufflenet_v2_x2_0(pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
+                       **kwargs) -> ShuffleNetV2:
+    model = ShuffleNetV2(SHUFFLENET_V2_CHANNELS["x2_0"], num_classes=num_classes, in_channels=in_channels, **kwargs)
+    if pretrained:
+        load_pretrained(model, "shufflenet_v2_x2_0")
+    return model

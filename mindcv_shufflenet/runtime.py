@@ -1,0 +1,154 @@
+"""The one place that configures the device and process: CPU/Ascend, graph/PyNative, jit level, CPU
+tuning, seeds and log verbosity.
+
+Importing :mod:`mindcv_shufflenet` calls :func:`apply_env_defaults`, so that a user on a CPU gets fast
+convolutions without knowing about oneDNN. Every default here yields to a value the user set first.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+DEVICES = ("CPU", "Ascend", "GPU")
+MODES = ("graph", "pynative")
+JIT_LEVELS = ("O0", "O1", "O2")
+
+# oneDNN picks a very slow path for NCHW convolutions on AVX-512 CPUs (a dense 3x3 conv took seconds
+# instead of ~25 ms); capping its ISA at AVX2 avoids it and costs nothing on CPUs without AVX-512.
+ONEDNN_ISA_VARS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+ONEDNN_ISA_DEFAULT = "AVX2"
+
+# MindSpore's C++ log level: 0 debug, 1 info, 2 warning, 3 error. Warnings are many and rarely useful
+# to a user (msrun workers alone print dozens of connection retries), so the default is errors only.
+LOG_LEVEL_DEFAULT = "3"
+
+
+def apply_env_defaults() -> None:
+    """Set process-level environment defaults that must be in place before the first kernel runs.
+
+    Respects anything already set: export ``ONEDNN_MAX_CPU_ISA=ALL`` (or ``DNNL_MAX_CPU_ISA``) to
+    lift the cap, ``GLOG_v=2`` to see MindSpore's warnings.
+    """
+    if _is_x86() and not any(var in os.environ for var in ONEDNN_ISA_VARS):
+        os.environ["ONEDNN_MAX_CPU_ISA"] = ONEDNN_ISA_DEFAULT
+    os.environ.setdefault("GLOG_v", LOG_LEVEL_DEFAULT)
+
+
+def _is_x86() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    device: str
+    mode: str
+    device_id: int
+    jit_level: Optional[str]
+    num_threads: Optional[int]
+    seed: Optional[int]
+
+
+def init_runtime(
+    device: str = "CPU",
+    mode: str = "graph",
+    device_id: Optional[int] = None,
+    jit_level: Optional[str] = None,
+    num_threads: Optional[int] = None,
+    seed: Optional[int] = None,
+) -> RuntimeInfo:
+    """Select the device and execution mode for this process.
+
+    Args:
+        device: "CPU", "Ascend" or "GPU" (case-insensitive).
+        mode: "graph" (compiled; what training uses) or "pynative" (eager; for debugging).
+        device_id: card index on Ascend/GPU; defaults to ``$DEVICE_ID`` or 0. Ignored on CPU.
+        jit_level: graph compilation level O0/O1/O2; None keeps MindSpore's default. O2 (whole-graph
+            sinking) only has an effect on Ascend.
+        num_threads: CPU kernel threads; None keeps MindSpore's default.
+        seed: seeds Python's, NumPy's and MindSpore's generators (and the data pipeline).
+    """
+    import mindspore as ms
+
+    device = _canonical(device, DEVICES, "device")
+    mode = _canonical(mode, MODES, "mode")
+    if jit_level is not None:
+        jit_level = _canonical(jit_level, JIT_LEVELS, "jit_level")
+    if num_threads is not None and num_threads < 1:
+        raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+    if device_id is None:
+        device_id = int(os.environ.get("DEVICE_ID", "0"))
+
+    if device == "CPU":
+        ms.set_device("CPU")
+    else:
+        ms.set_device(device, device_id)
+    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    if jit_level is not None:
+        ms.set_context(jit_config={"jit_level": jit_level})
+    if num_threads is not None:
+        ms.set_context(runtime_num_threads=num_threads)
+    if seed is not None:
+        set_seed(seed)
+    return RuntimeInfo(device, mode, device_id, jit_level, num_threads, seed)
+
+
+def set_mode(mode: str) -> None:
+    """Switch between "graph" and "pynative" execution without touching the device."""
+    import mindspore as ms
+
+    mode = _canonical(mode, MODES, "mode")
+    ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+
+
+def current_mode() -> str:
+    import mindspore as ms
+
+    return "graph" if ms.get_context("mode") == ms.GRAPH_MODE else "pynative"
+
+
+def current_device() -> str:
+    """The device MindSpore runs on: "CPU", "Ascend" or "GPU"."""
+    import mindspore as ms
+
+    return ms.get_context("device_target")
+
+
+def set_seed(seed: int) -> None:
+    """Seed every generator a run draws from: Python, NumPy and MindSpore (which seeds its datasets)."""
+    import mindspore as ms
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    ms.set_seed(seed)
+
+
+def run_cli(main: Callable[[], int]) -> None:
+    """Run a command-line entry point and exit with its status, without MindSpore's exit noise.
+
+    MindSpore 2.10 prints an ``Exception ignored in: Cell.__del__`` traceback for every Cell still alive
+    when the interpreter tears its modules down. Collecting them while the modules are still intact
+    avoids that; errors meant for the user (ValueError, FileNotFoundError, ...) are printed as one line.
+    """
+    try:
+        status = main()
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        status = 2
+    gc.collect()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(status or 0)
+
+
+def _canonical(value: str, allowed: tuple, what: str) -> str:
+    for option in allowed:
+        if str(value).lower() == option.lower():
+            return option
+    raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(allowed)}")

@@ -1,0 +1,21 @@
+# Sourced by the other scripts: create (or reuse) .venv with the project and its test dependencies.
+# PYTHON picks the interpreter (default python3; MindSpore 2.10 wheels exist for Python 3.9-3.11).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+STAMP="$VENV/.installed-$(cat "$ROOT/pyproject.toml" | cksum | cut -d' ' -f1)"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "creating $VENV with $("$PYTHON" --version 2>&1)"
+  "$PYTHON" -m venv "$VENV"
+fi
+if [ ! -f "$STAMP" ]; then
+  echo "installing mindcv-shufflenet and its dependencies into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
+  rm -f "$VENV"/.installed-*
+  touch "$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"
+cd "$ROOT"

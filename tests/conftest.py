@@ -1,0 +1,63 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mindcv_shufflenet  # noqa: F401  (applies the CPU defaults before MindSpore runs a kernel)
+from mindcv_shufflenet import runtime
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cpu_pynative():
+    """Tests run eagerly on the CPU unless they ask for graph mode."""
+    runtime.init_runtime(device="CPU", mode="pynative")
+    yield
+
+
+@pytest.fixture
+def graph_mode():
+    runtime.set_mode("graph")
+    yield
+    runtime.set_mode("pynative")
+
+
+def read_param_list(filename):
+    """A MindCV parameter list: ``(name, shape, "trainable" | "buffer")`` per line."""
+    rows = []
+    for line in (DATA / filename).read_text().splitlines():
+        name, shape, kind = line.split("\t")
+        rows.append((name, tuple(int(d) for d in shape.strip("()").split(",") if d.strip()), kind))
+    return rows
+
+
+def randomize(net, seed=0):
+    """Give every parameter random values (BatchNorm scales and variances positive), so that a
+    comparison of two networks cannot pass on untouched initial values."""
+    import mindspore as ms
+
+    rng = np.random.default_rng(seed)
+    for name, p in net.parameters_and_names():
+        shape = tuple(p.shape)
+        if name.endswith(("moving_variance", "gamma")):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif name.endswith(("moving_mean", "beta")):
+            value = rng.normal(0.0, 0.1, shape)
+        else:
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+            value = rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
+        p.set_data(ms.Tensor(value.astype(np.float32)))
+    return net
+
+
+def state_of(net):
+    return {name: p.asnumpy().copy() for name, p in net.parameters_and_names()}
+
+
+def run_eval(net, x):
+    import mindspore as ms
+
+    net.set_train(False)
+    return net(ms.Tensor(x)).asnumpy()

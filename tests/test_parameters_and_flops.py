@@ -1,0 +1,77 @@
+import pytest
+
+from mindcv_shufflenet import create_model
+from mindcv_shufflenet.models import count_macs, count_params
+from conftest import read_param_list
+
+REFERENCE_LISTS = [
+    ("shufflenet_v2_x0_5", "shufflenet_v2_x0_5.txt"),
+    ("shufflenet_v2_x1_0", "shufflenet_v2_x1_0.txt"),
+    ("shufflenet_v1_g3_05", "shufflenet_v1_g3_05.mindcv-0.3.0.txt"),
+    ("shufflenet_v1_g3_10", "shufflenet_v1_g3_10.mindcv-0.3.0.txt"),
+]
+
+# Multiply-adds at 224x224 in millions: ShuffleNet V2 paper Table 5; V1 g3/g8 from the official code's
+# model table; V1 g1/g2/g4 1.0x from the V1 paper's Table 1.
+PAPER_MFLOPS = {
+    "shufflenet_v2_x0_5": 41, "shufflenet_v2_x1_0": 146, "shufflenet_v2_x1_5": 299, "shufflenet_v2_x2_0": 591,
+    "shufflenet_v1_g3_05": 38, "shufflenet_v1_g3_10": 138, "shufflenet_v1_g3_15": 292, "shufflenet_v1_g3_20": 524,
+    "shufflenet_v1_g8_05": 40, "shufflenet_v1_g8_10": 138, "shufflenet_v1_g8_15": 290, "shufflenet_v1_g8_20": 522,
+    "shufflenet_v1_g1_10": 143, "shufflenet_v1_g2_10": 140, "shufflenet_v1_g4_10": 133,
+}
+
+# (trainable, trainable + BatchNorm statistics). V2: MindCV's counts (its "Params(M)" column is the
+# second). V1 g3: the sums of MindCV's parameter lists (tests/data).
+MINDCV_PARAMS = {
+    "shufflenet_v2_x0_5": (1_365_792, 1_373_744),
+    "shufflenet_v2_x1_0": (2_278_760, 2_294_940),
+}
+# MindCV's model table, "Params(M)" (with BatchNorm statistics), rounded to 10k.
+MINDCV_PARAMS_M = {"shufflenet_v2_x1_5": 3.53, "shufflenet_v2_x2_0": 7.44}
+
+
+@pytest.mark.parametrize("model, listing", REFERENCE_LISTS)
+def test_parameter_names_shapes_and_order_equal_mindcv(model, listing):
+    net = create_model(model)
+    ours = [(name, tuple(p.shape), "trainable" if p.requires_grad else "buffer")
+            for name, p in net.parameters_and_names()]
+    assert ours == read_param_list(listing)
+
+
+@pytest.mark.parametrize("model, listing", REFERENCE_LISTS[2:])
+def test_v1_parameter_counts_equal_the_mindcv_lists(model, listing):
+    rows = read_param_list(listing)
+    size = lambda shape: int(__import__("numpy").prod(shape))  # noqa: E731
+    expected_trainable = sum(size(s) for _, s, kind in rows if kind == "trainable")
+    expected_total = sum(size(s) for _, s, _ in rows)
+    counts = count_params(create_model(model))
+    assert (counts.trainable, counts.total) == (expected_trainable, expected_total)
+
+
+@pytest.mark.parametrize("model", sorted(MINDCV_PARAMS))
+def test_v2_parameter_counts_equal_mindcv(model):
+    counts = count_params(create_model(model))
+    assert (counts.trainable, counts.total) == MINDCV_PARAMS[model]
+
+
+@pytest.mark.parametrize("model", sorted(MINDCV_PARAMS_M))
+def test_large_v2_parameter_counts_round_to_mindcv_table(model):
+    assert round(count_params(create_model(model)).total / 1e6, 2) == MINDCV_PARAMS_M[model]
+
+
+def test_classifier_has_no_bias_and_batchnorm_statistics_are_buffers():
+    counts = count_params(create_model("shufflenet_v2_x0_5", num_classes=10))
+    assert counts.trainable == 1_365_792 - 990 * 1024
+
+
+@pytest.mark.parametrize("model", sorted(PAPER_MFLOPS))
+def test_multiply_adds_match_the_papers_within_2_percent(model):
+    macs = count_macs(create_model(model)) / 1e6
+    assert macs == pytest.approx(PAPER_MFLOPS[model], rel=0.02)
+
+
+def test_multiply_adds_follow_the_input_size():
+    net = create_model("shufflenet_v2_x1_0", num_classes=10)
+    at_448, at_224 = count_macs(net, 448), count_macs(net, 224)
+    classifier = 1024 * 10  # the only layer whose cost does not grow with the image
+    assert at_448 - classifier == 4 * (at_224 - classifier)
