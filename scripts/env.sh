@@ -1,5 +1,5 @@
 # Sourced by the other scripts: create (or reuse) .venv with the project and its test dependencies.
-# PYTHON picks the interpreter (default python3; MindSpore 2.10 wheels exist for Python 3.9-3.11).
+# PYTHON picks the interpreter (default python3; MindSpore 2.10 has wheels for Python 3.10-3.12).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"

@@ -72,3 +72,13 @@ def test_model_table_command_rejects_a_pattern_matching_nothing():
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: no model matches 'resnet*': see the names in list_models()"
+
+
+def test_cpu_layer_benchmark_runs_and_its_variants_agree():
+    """The benchmark behind the layout choices (README) checks each variant against ours before timing."""
+    result = subprocess.run([sys.executable, "scripts/bench_cpu_layers.py", "--skip-networks", "--batch", "2",
+                             "--repeats", "1"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ours = [line for line in result.stdout.splitlines() if line.strip().startswith("ours")]
+    assert len(ours) == 12 and all(line.endswith("x1.00") for line in ours)
+    assert "computes something else" not in result.stderr

@@ -159,37 +159,28 @@ def _check_channels(channels: Sequence[int], stage_repeats: Sequence[int]) -> No
         previous = c
 
 
-@register_model
-def shufflenet_v2_x0_5(pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
-                       **kwargs) -> ShuffleNetV2:
-    model = ShuffleNetV2(SHUFFLENET_V2_CHANNELS["x0_5"], num_classes=num_classes, in_channels=in_channels, **kwargs)
+def _v2(width: str, pretrained: bool, num_classes: int, in_channels: int, **kwargs) -> ShuffleNetV2:
+    model = ShuffleNetV2(SHUFFLENET_V2_CHANNELS[width], num_classes=num_classes, in_channels=in_channels, **kwargs)
     if pretrained:
-        load_pretrained(model, "shufflenet_v2_x0_5")
+        load_pretrained(model, f"shufflenet_v2_{width}")
     return model
 
 
 @register_model
-def shufflenet_v2_x1_0(pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
-                       **kwargs) -> ShuffleNetV2:
-    model = ShuffleNetV2(SHUFFLENET_V2_CHANNELS["x1_0"], num_classes=num_classes, in_channels=in_channels, **kwargs)
-    if pretrained:
-        load_pretrained(model, "shufflenet_v2_x1_0")
-    return model
+def shufflenet_v2_x0_5(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
+    return _v2("x0_5", pretrained, num_classes, in_channels, **kwargs)
 
 
 @register_model
-def shufflenet_v2_x1_5(pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
-                       **kwargs) -> ShuffleNetV2:
-    model = ShuffleNetV2(SHUFFLENET_V2_CHANNELS["x1_5"], num_classes=num_classes, in_channels=in_channels, **kwargs)
-    if pretrained:
-        load_pretrained(model, "shufflenet_v2_x1_5")
-    return model
+def shufflenet_v2_x1_0(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
+    return _v2("x1_0", pretrained, num_classes, in_channels, **kwargs)
 
 
 @register_model
-def shufflenet_v2_x2_0(pretrained: bool = False, num_classes: int = 1000, in_channels: int = 3,
-                       **kwargs) -> ShuffleNetV2:
-    model = ShuffleNetV2(SHUFFLENET_V2_CHANNELS["x2_0"], num_classes=num_classes, in_channels=in_channels, **kwargs)
-    if pretrained:
-        load_pretrained(model, "shufflenet_v2_x2_0")
-    return model
+def shufflenet_v2_x1_5(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
+    return _v2("x1_5", pretrained, num_classes, in_channels, **kwargs)
+
+
+@register_model
+def shufflenet_v2_x2_0(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
+    return _v2("x2_0", pretrained, num_classes, in_channels, **kwargs)

@@ -1,0 +1,54 @@
+"""Top-1 / top-5 accuracy and cross-entropy of a classifier over a dataset."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from mindspore import nn
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    top1: float  # percent
+    top5: float  # percent (top-k with k = min(5, classes))
+    loss: float  # mean cross-entropy
+    images: int
+    seconds: float  # the whole run, including graph compilation in the first batch
+    images_per_second: float  # after the first batch (over the whole run if there is only one)
+
+
+def evaluate(net: nn.Cell, dataset, log_every: int = 0) -> EvalResult:
+    """Run ``net`` in inference mode over ``dataset`` (batches of image, label)."""
+    net.set_train(False)
+    correct1 = correct5 = images = 0
+    loss_sum = 0.0
+    start = time.perf_counter()
+    first_batch_end, first_batch_images = start, 0
+    for step, (image, label) in enumerate(dataset.create_tuple_iterator(), start=1):
+        logits = net(image).asnumpy().astype(np.float64)
+        labels = label.asnumpy()
+        k = min(5, logits.shape[1])
+        topk = np.argsort(-logits, axis=1)[:, :k]
+        correct1 += int((topk[:, 0] == labels).sum())
+        correct5 += int((topk == labels[:, None]).any(axis=1).sum())
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        loss_sum += float(-log_probs[np.arange(len(labels)), labels].sum())
+        images += len(labels)
+        if step == 1:
+            first_batch_end, first_batch_images = time.perf_counter(), images
+        if log_every and step % log_every == 0:
+            elapsed = time.perf_counter() - start
+            print(f"step {step}: {images} images, top-1 {100 * correct1 / images:.2f}%, "
+                  f"{images / elapsed:.1f} img/s", flush=True)
+    if images == 0:
+        raise ValueError("the dataset yielded no images")
+    end = time.perf_counter()
+    if images > first_batch_images:
+        throughput = (images - first_batch_images) / (end - first_batch_end)
+    else:
+        throughput = images / (end - start)
+    return EvalResult(100 * correct1 / images, 100 * correct5 / images, loss_sum / images, images,
+                      end - start, throughput)

@@ -1,0 +1,82 @@
+"""validate.py, run as a user runs it, on a tiny image folder made here."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import mindspore as ms
+from PIL import Image
+
+from mindcv_shufflenet import create_model
+from mindcv_shufflenet.data import IMAGENET_MEAN, IMAGENET_STD
+from conftest import randomize
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["apple", "banana", "cherry"]
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """3 classes x 4 PNG images, each of one uniform colour, so that resize and crop leave every pixel
+    as it was and the network's input is known exactly."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    colours = {}
+    for name in CLASSES:
+        (root / "val" / name).mkdir(parents=True)
+        for i in range(4):
+            colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+            Image.new("RGB", (40 + 8 * i, 48), colour).save(root / "val" / name / f"{i}.png")
+            colours[(name, i)] = colour
+    return root, colours
+
+
+def run_validate(*args):
+    return subprocess.run([sys.executable, "validate.py", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=600)
+
+
+def test_validate_reports_the_accuracy_of_the_checkpoint(image_folder, tmp_path):
+    root, colours = image_folder
+    net = randomize(create_model("shufflenet_v2_x0_5", num_classes=3), seed=4)
+    ms.save_checkpoint(net, str(tmp_path / "net.ckpt"))
+
+    net.set_train(False)
+    mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
+    correct = 0
+    for (name, _), colour in colours.items():
+        pixel = (np.array(colour) - mean) / std
+        x = np.broadcast_to(pixel[None, :, None, None], (1, 3, 32, 32)).astype(np.float32)
+        correct += int(net(ms.Tensor(x)).asnumpy().argmax() == CLASSES.index(name))
+
+    result = run_validate("--model", "shufflenet_v2_x0_5", "--ckpt_path", str(tmp_path / "net.ckpt"),
+                          "--data_dir", str(root), "--num_classes", "3", "--image_resize", "32",
+                          "--batch_size", "5")
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"top-1 ([\d.]+)%  top-5 ([\d.]+)%  loss ([\d.]+)  \((\d+) images", result.stdout)
+    assert match, result.stdout
+    top1, top5, loss, images = float(match[1]), float(match[2]), float(match[3]), int(match[4])
+    assert images == 12
+    assert top1 == pytest.approx(100 * correct / 12, abs=0.01)
+    assert top5 == 100.0  # 3 classes: the top 5 always hold the label
+    assert loss > 0
+    assert "Exception ignored" not in result.stderr
+
+
+def test_validate_rejects_a_checkpoint_of_another_model_with_one_line(image_folder, tmp_path):
+    root, _ = image_folder
+    ms.save_checkpoint(create_model("shufflenet_v2_x0_5", num_classes=3), str(tmp_path / "v2.ckpt"))
+    result = run_validate("--model", "shufflenet_v1_g3_05", "--ckpt_path", str(tmp_path / "v2.ckpt"),
+                          "--data_dir", str(root), "--num_classes", "3", "--image_resize", "32")
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "checkpoint does not fit ShuffleNetV1" in last
+
+
+def test_validate_names_a_missing_data_folder(tmp_path):
+    result = run_validate("--model", "shufflenet_v2_x0_5", "--pretrained", "--data_dir", str(tmp_path / "none"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"error: data folder not found: {tmp_path / 'none'}"
