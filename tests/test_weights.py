@@ -140,3 +140,10 @@ def test_pretrained_weights_come_from_the_local_weights_folder(tmp_path, monkeyp
 def test_pretrained_and_checkpoint_path_together_are_rejected():
     with pytest.raises(ValueError, match="either pretrained=True or checkpoint_path"):
         create_model("shufflenet_v2_x0_5", pretrained=True, checkpoint_path="x.ckpt")
+
+
+def test_safetensors_checkpoints_load_too(tmp_path):
+    source = randomize(create_model("shufflenet_v2_x0_5"), seed=10)
+    ms.save_checkpoint(source, str(tmp_path / "net.safetensors"), format="safetensors")
+    net = create_model("shufflenet_v2_x0_5", checkpoint_path=str(tmp_path / "net.safetensors"))
+    np.testing.assert_array_equal(run_eval(net, IMAGE), run_eval(source, IMAGE))

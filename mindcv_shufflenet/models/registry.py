@@ -71,7 +71,9 @@ def create_model(
         raise ValueError("ema=True selects the EMA weights of a checkpoint: give checkpoint_path too")
     try:
         model = _MODELS[name](pretrained=pretrained, num_classes=num_classes, in_channels=in_channels, **kwargs)
-    except TypeError as err:  # an unknown keyword argument: name the model and the argument
+    except TypeError as err:
+        if "unexpected keyword argument" not in str(err):
+            raise
         raise ValueError(f"{name}: {err}") from None
     if checkpoint_path:
         load_checkpoint(model, checkpoint_path, ema=ema)
