@@ -27,7 +27,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     weights.add_argument("--pretrained", action="store_true", help="MindCV's released weights (local copy)")
     p.add_argument("--ema", action="store_true", help="evaluate the checkpoint's EMA weights")
     p.add_argument("--data_dir", required=True, help="folder with <val_split>/<class>/<images>")
-    p.add_argument("--val_split", default="val")
+    p.add_argument("--val_split", default="val", help="subfolder of --data_dir to read ('' for --data_dir itself)")
     p.add_argument("--num_classes", type=int, default=1000)
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--image_resize", type=int, default=224, help="crop size fed to the network")
@@ -46,7 +46,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     runtime.init_runtime(device=args.device, mode=args.mode)
     dataset = create_eval_dataset(args.data_dir, args.val_split, args.batch_size, args.image_resize,
-                                  args.crop_pct, args.interpolation, args.num_parallel_workers)
+                                  args.crop_pct, args.interpolation, args.num_parallel_workers, args.num_classes)
     net = create_model(args.model, num_classes=args.num_classes, pretrained=args.pretrained,
                        checkpoint_path=args.ckpt_path, ema=args.ema, pool_padding=args.pool_padding)
     result = evaluate(net, dataset, log_every=args.log_interval)

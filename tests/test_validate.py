@@ -79,4 +79,16 @@ def test_validate_rejects_a_checkpoint_of_another_model_with_one_line(image_fold
 def test_validate_names_a_missing_data_folder(tmp_path):
     result = run_validate("--model", "shufflenet_v2_x0_5", "--pretrained", "--data_dir", str(tmp_path / "none"))
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == f"error: data folder not found: {tmp_path / 'none'}"
+    assert result.stderr.strip().splitlines()[-1] == f"error: data folder not found: {tmp_path / 'none' / 'val'}"
+
+
+def test_validate_refuses_a_folder_whose_classes_do_not_fit_the_model(image_folder):
+    root, _ = image_folder
+    # --val_split "" reads --data_dir itself, here a folder of 3 classes
+    ok = run_validate("--model", "shufflenet_v2_x0_5", "--pretrained", "--data_dir", str(root / "val"),
+                      "--val_split", "", "--num_classes", "2")
+    assert ok.returncode == 2 and "3 class folders but the model has num_classes=2" in ok.stderr.splitlines()[-1]
+    typo = run_validate("--model", "shufflenet_v2_x0_5", "--pretrained", "--data_dir", str(root),
+                        "--val_split", "validation")
+    assert typo.returncode == 2
+    assert typo.stderr.strip().splitlines()[-1] == f"error: data folder not found: {root / 'validation'}"

@@ -41,17 +41,20 @@ def eval_transforms(image_size: int = 224, crop_pct: float = 0.875, interpolatio
 
 def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64, image_size: int = 224,
                         crop_pct: float = 0.875, interpolation: str = "bilinear",
-                        num_parallel_workers: Optional[int] = None) -> ds.Dataset:
-    """Batches of (image float32 [B, 3, H, W], label int32) from ``data_dir/split`` (or ``data_dir``
-    itself if it has no such folder), in file order, last batch kept. Labels are the class folders'
-    indices in sorted order, as in MindCV and torchvision."""
-    root = Path(data_dir)
-    folder = root / split if (root / split).is_dir() else root
+                        num_parallel_workers: Optional[int] = None,
+                        num_classes: Optional[int] = None) -> ds.Dataset:
+    """Batches of (image float32 [B, 3, H, W], label int32) from ``data_dir/split`` (``split=""``:
+    ``data_dir`` itself), in file order, last batch kept. Labels are the class folders' indices in
+    sorted order, as in MindCV and torchvision; ``num_classes`` is checked against their number."""
+    folder = Path(data_dir) / split if split else Path(data_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"data folder not found: {folder}")
     classes = sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
     if not classes:
         raise ValueError(f"{folder} has no class folders: expected {folder}/<class>/<image files>")
+    if num_classes is not None and len(classes) > num_classes:
+        raise ValueError(f"{folder} has {len(classes)} class folders but the model has num_classes={num_classes}: "
+                         f"wrong --data_dir/--val_split, or set --num_classes {len(classes)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     # MindSpore rejects more workers than cores.
