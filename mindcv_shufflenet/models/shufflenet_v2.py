@@ -90,6 +90,7 @@ class ShuffleNetV2(nn.Cell):
         stage_repeats: units per stage (the first of each downsamples).
         pool_padding: stem max pool padding, "same" (MindCV, the default) or "symmetric"
             (torchvision, official code); see ``layers.downsample_pool``.
+        drop_rate: dropout probability before the classifier (0: none).
     """
 
     def __init__(
@@ -99,6 +100,7 @@ class ShuffleNetV2(nn.Cell):
         in_channels: int = 3,
         stage_repeats: Sequence[int] = STAGE_REPEATS,
         pool_padding: str = "same",
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         _check_channels(channels, stage_repeats)
@@ -129,6 +131,10 @@ class ShuffleNetV2(nn.Cell):
         )
         self.pool = GlobalAvgPool()
         self.classifier = nn.Dense(last, num_classes, has_bias=False)
+        # Dropout before the classifier (the official V2 2.0x uses 0.2); no parameters, so no name changes.
+        if not 0 <= drop_rate < 1:
+            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        self.dropout = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
         init_like_mindcv(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -138,7 +144,10 @@ class ShuffleNetV2(nn.Cell):
         return self.conv_last(x)
 
     def forward_head(self, x: Tensor) -> Tensor:
-        return self.classifier(self.pool(x))
+        x = self.pool(x)
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self.classifier(x)
 
     def construct(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
