@@ -202,7 +202,6 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
     bad_steps = 0
     first_step_reported = False
     run_start = time.perf_counter()
-    steps_done_here = 0
     epochs_run = 0
     for epoch in range(state.epoch + 1, cfg.epoch_size + 1):
         data = first if epoch == 1 else train_data(epoch - 1)
@@ -235,7 +234,6 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
             else:
                 window_wait += wait
                 window_steps += chunk
-            steps_done_here += chunk
             if math.isfinite(loss_value):
                 window_loss += loss_value * chunk
                 window_loss_n += chunk
