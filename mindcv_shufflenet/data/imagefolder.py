@@ -117,7 +117,8 @@ _TAIL = 4096
 
 def unreadable_reason(path: str | os.PathLike) -> Optional[str]:
     """Why MindSpore's Decode cannot read this file, or None if it can. Cheap: the first bytes decide the
-    format and, for JPEG and PNG, the end marker is looked for; only a file without one is decoded to decide."""
+    format and, for JPEG and PNG, the end marker is looked for; only a file without one is decoded (by PIL) to
+    decide. A file damaged inside whose start and end look right passes: the pipeline replaces it when it fails."""
     try:
         with open(path, "rb") as f:
             head = f.read(16)
@@ -136,9 +137,14 @@ def unreadable_reason(path: str | os.PathLike) -> Optional[str]:
                 return None
     except OSError as err:
         return f"cannot be read ({err.strerror})"
-    try:  # no end marker: truncated, or a writer's oddity that still decodes
-        vision.Decode()(np.fromfile(path, np.uint8))
-    except Exception:  # MindSpore raises RuntimeError for undecodable bytes
+    # No end marker: truncated, or a writer's oddity that still decodes. PIL decides, not MindSpore: MindSpore 2.10's
+    # Decode kills the process (SIGFPE) on some truncated JPEGs.
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Exception:  # PIL raises OSError, SyntaxError, ValueError... for broken files
         return "truncated or corrupt"
     return None
 

@@ -119,6 +119,12 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
         console(f"note: dataset_sink_mode is an Ascend feature; on {device} batches are fed step by step")
     sink = cfg.dataset_sink_mode and device == "Ascend"
 
+    # Files named in the configuration are checked before the (possibly long) scan of the data.
+    if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {cfg.ckpt_path} (--ckpt_path)")
+    if cfg.resume and cfg.resume != "auto" and not Path(cfg.resume).is_file():
+        raise FileNotFoundError(f"resume: checkpoint not found: {cfg.resume}")
+
     # --- data -------------------------------------------------------------------------------------
     classes = find_classes(split_folder(cfg.data_dir, cfg.train_split, "train_split"))
     num_classes = cfg.num_classes or len(classes)
@@ -311,11 +317,13 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
                 if dist.is_main:
                     _save_best(manager, network, step_cell, cfg, epoch, last_eval, num_classes)
         if dist.is_main:
+            # The record first: a resume from the epoch before drops it again, so after a kill at any moment
+            # metrics.jsonl holds exactly the epochs of the checkpoint resumed from.
+            metrics.append(record)
             if epoch % cfg.ckpt_save_interval == 0 or epoch == cfg.epoch_size:
                 manager.save_epoch(step_cell, network, epoch, steps_per_epoch,
                                    {"best_top1": best_top1, "best_epoch": best_epoch},
                                    top1=last_eval.top1 if validate_now else None)
-            metrics.append(record)
         best_note = f" | best {best_top1:.2f}% (epoch {best_epoch})" if best_epoch > 0 else ""
         if skipped:
             best_note += f" | {skipped} step(s) skipped: non-finite gradients"
