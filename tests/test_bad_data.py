@@ -57,6 +57,12 @@ BAD_FILES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """MindSpore writes the last image it failed to decode to ./abnormal_image.jpg: keep it out of the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def messy(tmp_path_factory) -> Path:
     """train/ and val/ with 3 colour-coded classes of 6 good images each; class 'ant' also holds every kind of
