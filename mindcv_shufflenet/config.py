@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -212,7 +214,12 @@ def load_yaml(path: str) -> Dict[str, Any]:
     if not file.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(file.read_text())
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a YAML text file (not UTF-8): give a .yaml recipe such as "
+                          f"configs/shufflenetv2/shufflenet_v2_x1_0_cpu.yaml") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -273,7 +280,8 @@ def load_config(argv: Optional[Sequence[str]] = None, description: str = "mindcv
         if key in OPTION_BY_NAME and text is not None:
             values[key] = _from_cli_text(OPTION_BY_NAME[key], text)
     values.update(overrides)
-    cfg = finalize(values, args.config or None)
+    from_cli = {key for key, text in vars(args).items() if key in OPTION_BY_NAME and text is not None}
+    cfg = finalize(values, args.config or None, from_cli=from_cli | set(overrides))
     object.__setattr__(cfg, "debug", bool(getattr(args, "debug", False)))
     return cfg
 
@@ -297,8 +305,15 @@ def _from_cli_text(option: Option, text: str) -> Any:
     return text
 
 
-def finalize(values: Dict[str, Any], source: Optional[str] = None) -> Config:
-    """Fill defaults, translate MindCV's older keys, convert types and check every value."""
+def finalize(values: Dict[str, Any], source: Optional[str] = None, from_cli: frozenset | set = frozenset()) -> Config:
+    """Fill defaults, translate MindCV's older keys, convert types and check every value.
+
+    Errors start with ``source`` (the YAML file) unless the value they are about came from the command line
+    (``from_cli``): the message then points at the place to fix."""
+    def where_of(message: str) -> str:
+        key = re.match(r"\w+", message)
+        return "" if not source or (key and key[0] in from_cli) else f"{source}: "
+
     where = f"{source}: " if source else ""
     for key in values:
         if key not in OPTION_BY_NAME:
@@ -312,12 +327,12 @@ def finalize(values: Dict[str, Any], source: Optional[str] = None) -> Config:
         try:
             out[option.name] = _convert(option, raw)
         except ConfigError as err:
-            raise ConfigError(f"{where}{err}") from None
+            raise ConfigError(f"{where_of(option.name)}{err}") from None
     try:
         _translate_legacy(out, values)
         _check(out)
     except ConfigError as err:
-        raise ConfigError(f"{where}{err}") from None
+        raise ConfigError(f"{where_of(str(err))}{err}") from None
     return Config(out, source)
 
 
@@ -386,14 +401,19 @@ def _as_float(name: str, raw: Any) -> float:
     # YAML 1.1 reads 4e-5 (no dot) as a string: accept numeric strings.
     if isinstance(raw, bool):
         raise ConfigError(f"{name} must be a number, got {raw!r}")
+    value: Optional[float] = None
     if isinstance(raw, (int, float)):
-        return float(raw)
-    if isinstance(raw, str):
+        value = float(raw)
+    elif isinstance(raw, str):
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             pass
-    raise ConfigError(f"{name} must be a number, got {raw!r}")
+    if value is None:
+        raise ConfigError(f"{name} must be a number, got {raw!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+    return value
 
 
 def _translate_legacy(out: Dict[str, Any], given: Dict[str, Any]) -> None:

@@ -140,7 +140,12 @@ def init_distributed() -> DistInfo:
         raise ValueError("distribute: true needs one process per device, started by msrun: "
                          "msrun --worker_num N --local_worker_num N python train.py ... "
                          "(or set distribute: false)")
-    init()
+    try:
+        init()
+    except RuntimeError as err:  # msrun's scheduler (or a worker) lost a peer: usually another rank failed
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunError(f"the msrun job lost a process ({first}); the rank that failed first wrote its error "
+                       f"to its worker_<rank>.log in msrun's --log_dir") from None
     rank, group_size = get_rank(), get_group_size()
     ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
                                  device_num=group_size)
@@ -196,7 +201,7 @@ def run_cli(main: Callable[[], int], debug: bool = False) -> None:
     except (ValueError, FileNotFoundError, RunError) as err:
         if debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error{_process_role()}: {err}", file=sys.stderr)
         status = 1 if isinstance(err, RunError) else 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -205,6 +210,17 @@ def run_cli(main: Callable[[], int], debug: bool = False) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     sys.exit(status or 0)
+
+
+def _process_role() -> str:
+    """" (rank N)" in an msrun worker, " (msrun scheduler)" in its scheduler, "" otherwise: msrun shows the
+    output of every process in one stream, so each error line says whose it is."""
+    role = os.environ.get("MS_ROLE")
+    if role == "MS_WORKER":
+        return f" (rank {os.environ.get('RANK_ID', os.environ.get('MS_NODE_ID', '?'))})"
+    if role == "MS_SCHED":
+        return " (msrun scheduler)"
+    return ""
 
 
 def _canonical(value: str, allowed: tuple, what: str) -> str:

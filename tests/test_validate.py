@@ -79,7 +79,9 @@ def test_validate_rejects_a_checkpoint_of_another_model_with_one_line(image_fold
 def test_validate_names_a_missing_data_folder(tmp_path):
     result = run_validate("--model", "shufflenet_v2_x0_5", "--pretrained", "--data_dir", str(tmp_path / "none"))
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == f"error: data folder not found: {tmp_path / 'none' / 'val'}"
+    assert result.stderr.strip().splitlines()[-1] == (f"error: data folder not found: {tmp_path / 'none' / 'val'} "
+                                                      f"(data_dir {tmp_path / 'none'} is not a folder): check "
+                                                      f"--data_dir and --val_split")
 
 
 def test_validate_refuses_a_folder_whose_classes_do_not_fit_the_model(image_folder):
@@ -91,4 +93,5 @@ def test_validate_refuses_a_folder_whose_classes_do_not_fit_the_model(image_fold
     typo = run_validate("--model", "shufflenet_v2_x0_5", "--pretrained", "--data_dir", str(root),
                         "--val_split", "validation")
     assert typo.returncode == 2
-    assert typo.stderr.strip().splitlines()[-1] == f"error: data folder not found: {root / 'validation'}"
+    assert typo.stderr.strip().splitlines()[-1] == (f"error: data folder not found: {root / 'validation'} ({root} "
+                                                    f"has no 'validation' folder): check --data_dir and --val_split")

@@ -25,7 +25,9 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn
 
+from .. import runtime
 from ..models.weights import read_checkpoint
+from .train_step import SCRATCH_PREFIX
 
 # Temporary names end in .ckpt too: ms.save_checkpoint appends ".ckpt" to any other name.
 TMP_SUFFIX = ".partial.ckpt"
@@ -33,32 +35,63 @@ TMP_SUFFIX = ".partial.ckpt"
 NOT_RESTORED = ("learning_rate",)
 
 
-class NonFiniteWeightsError(RuntimeError):
+class NonFiniteWeightsError(runtime.RunError):
     """Refusing to save weights that hold NaN or Inf."""
+
+
+class CheckpointWriteError(runtime.RunError):
+    """A checkpoint could not be written (disk full, I/O error); the files saved before are intact."""
+
+
+def _is_saved(name: str) -> bool:
+    return not name.startswith(SCRATCH_PREFIX)
 
 
 def atomic_save(params: Sequence[ms.Parameter] | Sequence[dict] | nn.Cell, path: str | os.PathLike,
                 metadata: Optional[Dict[str, object]] = None) -> None:
     """``ms.save_checkpoint`` to a temporary file, flushed to disk, then renamed to ``path``.
 
-    ``params``: a Cell, Parameters, or ``{"name": ..., "data": Tensor}`` entries.
+    ``params``: a Cell, Parameters, or ``{"name": ..., "data": Tensor}`` entries. The file carries a CRC, so a
+    byte changed on disk later is an error when it is read (``read_checkpoint``), not silently wrong weights.
+    A failed write (disk full, I/O error) raises :class:`CheckpointWriteError` naming the file; ``path`` is then
+    as it was before (the old file, or none).
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
     try:
         if isinstance(params, nn.Cell):
-            ms.save_checkpoint(params, str(tmp), append_dict=dict(metadata or {}))
+            ms.save_checkpoint(params, str(tmp), append_dict=dict(metadata or {}), choice_func=_is_saved,
+                               crc_check=True)
         else:
             entries = [p if isinstance(p, dict) else {"name": p.name, "data": p} for p in params]
-            ms.save_checkpoint(entries, str(tmp),
-                               append_dict=dict(metadata or {}))
+            ms.save_checkpoint(entries, str(tmp), append_dict=dict(metadata or {}), crc_check=True)
+        _pause_for_tests()
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # MindSpore reports a failed write as RuntimeError
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+        raise CheckpointWriteError(f"cannot write checkpoint {path}: {reason}. Free space in {path.parent} (or "
+                                   f"choose another --ckpt_save_dir) and resume with --resume auto; the "
+                                   f"checkpoints saved before are intact") from err
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        # MindSpore writes to <name>.tmp first (left behind when its write fails): free that space too.
+        for leftover in (tmp, tmp.with_suffix(".tmp")):
+            leftover.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+# Testing aid: seconds to wait between writing a checkpoint's temporary file and renaming it, so that a test can
+# kill the run while the file is half done. Unset in normal runs.
+SLOW_SAVE_ENV = "MINDCV_SHUFFLENET_TEST_SLOW_SAVE"
+
+
+def _pause_for_tests() -> None:
+    delay = os.environ.get(SLOW_SAVE_ENV)
+    if delay:
+        import time
+
+        time.sleep(float(delay))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -93,11 +126,14 @@ def remove_partial_files(folder: str | os.PathLike) -> List[str]:
     return removed
 
 
-def check_finite(params: Sequence[ms.Parameter] | Sequence[dict]) -> None:
+def check_finite(params: Sequence[ms.Parameter] | Sequence[dict], what: str = "the weights") -> None:
+    """Raise :class:`NonFiniteWeightsError` if any of ``params`` holds NaN or Inf."""
     entries = [p if isinstance(p, dict) else {"name": p.name, "data": p} for p in params]
     bad = [e["name"] for e in entries if not np.isfinite(e["data"].asnumpy()).all()]
     if bad:
-        raise NonFiniteWeightsError(f"{len(bad)} parameters hold NaN/Inf (first: {bad[0]}); not saving them")
+        raise NonFiniteWeightsError(f"not saving {what}: {len(bad)} parameters hold NaN/Inf (first: {bad[0]}); "
+                                    f"training diverged: lower lr, enable clip_grad, or use loss_scale_type: "
+                                    f"dynamic, and resume from the last checkpoint (--resume auto)")
 
 
 @dataclass
@@ -120,6 +156,7 @@ def load_training_state(step_cell: nn.Cell, path: str | os.PathLike) -> ResumeSt
         raise ValueError(f"{path} is not a training checkpoint of this project (no epoch / global_step): "
                          f"to start from its weights use ckpt_path without resume_opt")
     params = {p.name: p for p in step_cell.get_parameters()}
+    params = {n: p for n, p in params.items() if _is_saved(n)}
     missing = [n for n in params if n not in state and n not in NOT_RESTORED]
     shaped = [n for n, p in params.items() if n in state and n not in NOT_RESTORED
               and tuple(state[n].shape) != tuple(p.shape)]
@@ -172,18 +209,23 @@ class CheckpointManager:
     def save_epoch(self, step_cell: nn.Cell, network: nn.Cell, epoch: int, steps_per_epoch: int,
                    metadata: Dict[str, object], top1: Optional[float] = None) -> Path:
         """The full training state after ``epoch`` epochs, as an epoch file and as ``-last``."""
-        check_finite(list(network.get_parameters()))
+        check_finite([p for p in step_cell.get_parameters() if _is_saved(p.name)], f"epoch {epoch}")
         path = self.epoch_path(epoch, steps_per_epoch)
         atomic_save(step_cell, path, {**metadata, "epoch": epoch})
-        self._link_or_copy(path, self.last_path)
-        self.kept = [k for k in self.kept if k["file"] != path.name]
-        self.kept.append({"file": path.name, "epoch": epoch, "top1": top1})
-        self._prune()
-        atomic_write_text(self.index_path, json.dumps(self.kept, indent=1))
+        try:
+            self._link_or_copy(path, self.last_path)
+            self.kept = [k for k in self.kept if k["file"] != path.name]
+            self.kept.append({"file": path.name, "epoch": epoch, "top1": top1})
+            self._prune()
+            atomic_write_text(self.index_path, json.dumps(self.kept, indent=1))
+        except OSError as err:
+            raise CheckpointWriteError(f"cannot write {self.last_path} ({err.strerror}): free space in {self.folder} and "
+                                       f"resume with --resume auto; {path.name} and the checkpoints before it are "
+                                       f"intact") from err
         return path
 
     def save_best(self, params: Sequence[ms.Parameter] | Sequence[dict], metadata: Dict[str, object]) -> Path:
-        check_finite(params)
+        check_finite(params, "the best weights")
         atomic_save(params, self.best_path, metadata)
         return self.best_path
 

@@ -6,6 +6,10 @@ overflow check (``all_finite``) works on every device. A step whose gradients ar
 nothing but the loss-scale state: no optimizer update, no EMA update (also with a fixed scale, where
 MindCV's ``drop_overflow_update: false`` would apply it and leave NaN weights).
 
+A forward pass in training mode also moves the BatchNorm statistics; a step whose loss or gradients are
+not finite puts them back as they were before it (``bn_backup.*``, a scratch copy that is not saved), so one
+NaN batch cannot leave NaN statistics behind for evaluation and checkpoints.
+
 Everything the step keeps between calls is a Parameter of this Cell, so one ``save_checkpoint(step)``
 captures the whole training state (network, optimizer slots, EMA, loss scale, accumulation), under
 MindCV's names where MindCV has them (``moments.*``, ``ema.*``, ``scale_sense``).
@@ -29,6 +33,10 @@ _grad_scale = ops.MultitypeFuncGraph("grad_scale")
 _add_into = ops.MultitypeFuncGraph("add_into")
 _zero = ops.MultitypeFuncGraph("zero")
 _ema_update = ops.MultitypeFuncGraph("ema_update")
+_copy = ops.MultitypeFuncGraph("copy")
+
+# The step's scratch Parameters: rewritten before they are read in every step, so never saved or restored.
+SCRATCH_PREFIX = "bn_backup."
 
 
 @_grad_scale.register("Tensor", "Tensor")
@@ -44,6 +52,11 @@ def _add_one(accumulator, grad):
 @_zero.register("Tensor")
 def _zero_one(accumulator):
     return ops.assign(accumulator, ops.zeros_like(accumulator))
+
+
+@_copy.register("Tensor", "Tensor")
+def _copy_one(target, source):
+    return ops.assign(target, source)
 
 
 @_ema_update.register("Tensor", "Tensor", "Tensor")
@@ -101,6 +114,12 @@ class TrainStep(nn.Cell):
         self.clip = clip_grad_norm is not None
         self.clip_norm = float(clip_grad_norm or 1.0)
 
+        self.bn_stats = ms.ParameterTuple([p for p in network.get_parameters()
+                                           if p.name.endswith(("moving_mean", "moving_variance"))])
+        self.keep_bn_stats = len(self.bn_stats) > 0
+        if self.keep_bn_stats:
+            self.bn_backup = self.bn_stats.clone(prefix=SCRATCH_PREFIX.rstrip("."), init="same")
+
         self.use_ema = ema_decay is not None
         if self.use_ema:
             self.ema_decay = float(ema_decay)
@@ -117,6 +136,8 @@ class TrainStep(nn.Cell):
 
     def construct(self, image, label):
         scale = self.scale_sense.value()
+        if self.keep_bn_stats:
+            image = ops.depend(image, self.hyper_map(_copy, self.bn_backup, self.bn_stats))
         loss = self.net_with_loss(image, label)
         sens = ops.fill(loss.dtype, loss.shape, 1.0) * ops.cast(scale, loss.dtype)
         grads = self.grad(self.net_with_loss, self.weights)(image, label, sens)
@@ -139,6 +160,9 @@ class TrainStep(nn.Cell):
             loss = ops.depend(loss, self.optimizer(grads))
             if self.use_ema:
                 loss = ops.depend(loss, self._update_ema())
+        if self.keep_bn_stats:
+            if not finite:
+                loss = ops.depend(loss, self.hyper_map(_copy, self.bn_stats, self.bn_backup))
         if self.accumulate:
             if apply:
                 loss = ops.depend(loss, self._zero_accumulators())

@@ -22,7 +22,8 @@ from mindspore import Tensor, nn
 
 from .. import runtime
 from ..config import Config, ConfigError, save_config
-from ..data.imagefolder import create_eval_dataset, create_train_dataset, find_classes
+from ..data.imagefolder import (create_eval_dataset, create_train_dataset, find_classes, skipped_summary,
+                               split_folder)
 from ..models.registry import create_model
 from .checkpoint import CheckpointManager, ResumeState, load_training_state, remove_partial_files
 from .distributed import average_batchnorm_statistics, make_all_reduce, parameters_agree
@@ -73,6 +74,17 @@ def _format_eta(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+# Testing aid: "RANK:STEP" makes that rank fail at that global step (1-based), as a rank meeting bad input would,
+# to check what a user sees when one rank of an msrun job dies. Unset in normal runs.
+FAIL_ENV = "MINDCV_SHUFFLENET_TEST_FAIL"
+
+
+def _injected_failure(rank: int, global_step: int) -> None:
+    spec = os.environ.get(FAIL_ENV)
+    if spec and spec == f"{rank}:{global_step}":
+        raise TrainingError(f"injected failure at step {global_step} ({FAIL_ENV}={spec})")
+
+
 def _check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -107,9 +119,17 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
         console(f"note: dataset_sink_mode is an Ascend feature; on {device} batches are fed step by step")
     sink = cfg.dataset_sink_mode and device == "Ascend"
 
+    # Files named in the configuration are checked before the (possibly long) scan of the data.
+    if cfg.ckpt_path and not Path(cfg.ckpt_path).is_file():
+        raise FileNotFoundError(f"checkpoint not found: {cfg.ckpt_path} (--ckpt_path)")
+    if cfg.resume and cfg.resume != "auto" and not Path(cfg.resume).is_file():
+        raise FileNotFoundError(f"resume: checkpoint not found: {cfg.resume}")
+
     # --- data -------------------------------------------------------------------------------------
-    classes = find_classes(str(Path(cfg.data_dir) / cfg.train_split) if cfg.train_split else cfg.data_dir)
+    classes = find_classes(split_folder(cfg.data_dir, cfg.train_split, "train_split"))
     num_classes = cfg.num_classes or len(classes)
+    if cfg.val_while_train:
+        split_folder(cfg.data_dir, cfg.val_split, "val_split")  # before the training data is scanned
 
     def train_data(epoch: int):
         return create_train_dataset(
@@ -119,6 +139,10 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
             num_classes=num_classes, num_parallel_workers=cfg.num_parallel_workers, **_augment_options(cfg))
 
     first = train_data(0)
+    if first.skipped:
+        console(f"warning: {skipped_summary(first.skipped, first.folder)} (all listed in {run_dir}/skipped_files.txt)")
+        if dist.is_main:
+            (run_dir / "skipped_files.txt").write_text("".join(f"{path}\t{reason}\n" for path, reason in first.skipped))
     steps_per_epoch = first.steps_per_epoch
     if steps_per_epoch < 1:
         raise ConfigError(f"{cfg.data_dir}/{cfg.train_split}: {first.images_per_epoch} images per shard give no "
@@ -133,7 +157,7 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
         eval_data = create_eval_dataset(cfg.data_dir, cfg.val_split, cfg.batch_size, cfg.image_resize,
                                         cfg.crop_pct, cfg.interpolation, cfg.num_parallel_workers, num_classes,
                                         num_shards=dist.group_size, shard_id=dist.rank, mean=cfg.mean,
-                                        std=cfg.std)
+                                        std=cfg.std, warn=lambda message: console(f"warning: {message}"))
 
     # --- model, optimizer, step ---------------------------------------------------------------------
     model_kwargs = {"pool_padding": cfg.pool_padding}
@@ -216,6 +240,7 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
         run_chunk = _sink_runner(step_cell, data.dataset, chunk, jit_level) if sink else None
         iterator = None if sink else data.iterator()
         for step in range(chunk, steps_per_epoch + 1, chunk):
+            _injected_failure(dist.rank, (epoch - 1) * steps_per_epoch + step)
             wait_start = time.perf_counter()
             if sink:
                 loss, finite, scale = run_chunk()
@@ -290,11 +315,13 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
                 if dist.is_main:
                     _save_best(manager, network, step_cell, cfg, epoch, last_eval, num_classes)
         if dist.is_main:
+            # The record first: a resume from the epoch before drops it again, so after a kill at any moment
+            # metrics.jsonl holds exactly the epochs of the checkpoint resumed from.
+            metrics.append(record)
             if epoch % cfg.ckpt_save_interval == 0 or epoch == cfg.epoch_size:
                 manager.save_epoch(step_cell, network, epoch, steps_per_epoch,
                                    {"best_top1": best_top1, "best_epoch": best_epoch},
                                    top1=last_eval.top1 if validate_now else None)
-            metrics.append(record)
         best_note = f" | best {best_top1:.2f}% (epoch {best_epoch})" if best_epoch > 0 else ""
         if skipped:
             best_note += f" | {skipped} step(s) skipped: non-finite gradients"

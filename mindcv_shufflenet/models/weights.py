@@ -49,9 +49,11 @@ def read_checkpoint(path: str | os.PathLike) -> Dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"cannot read checkpoint {path}: the file is empty (0 bytes)")
     fmt = "safetensors" if path.suffix == ".safetensors" else "ckpt"
-    try:
-        params = ms.load_checkpoint(str(path), format=fmt)
+    try:  # crc_check: a file saved with a CRC (as training saves them) must match it; others load as before
+        params = ms.load_checkpoint(str(path), format=fmt, crc_check=fmt == "ckpt")
     except Exception as err:  # MindSpore raises ValueError/RuntimeError/protobuf errors for bad files
         raise ValueError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
     # Non-tensor entries (strings appended as metadata) are not weights.

@@ -1,0 +1,340 @@
+"""Faults lose nothing: a run killed at random moments (also while a checkpoint is half written) ends with the
+uninterrupted run's weights; a full disk is a clear error that leaves the earlier checkpoints intact;
+non-finite steps never put NaN/Inf into saved weights or BatchNorm statistics; a failing msrun rank ends the
+job with its error visible."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import nn
+
+from mindcv_shufflenet.engine import checkpoint as ckpt_module
+from mindcv_shufflenet.engine.checkpoint import (
+    CheckpointManager,
+    CheckpointWriteError,
+    NonFiniteWeightsError,
+    atomic_save,
+)
+from mindcv_shufflenet.engine.loss import create_loss
+from mindcv_shufflenet.engine.train_step import TrainStep
+from mindcv_shufflenet.models.weights import read_checkpoint
+from mindcv_shufflenet.runtime import RunError
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+DEMO = str(ROOT / "configs" / "demo" / "shufflenet_v2_digits_cpu.yaml")
+MODEL = "shufflenet_v2_x0_5"
+
+
+class BNNet(nn.Cell):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Dense(6, 4)
+        self.bn = nn.BatchNorm1d(4)
+        self.out = nn.Dense(4, 3)
+
+    def construct(self, x):
+        return self.out(self.bn(self.fc(x)))
+
+
+def _bn_step(lr: float = 0.1):
+    ms.set_seed(0)
+    net = BNNet()
+    step = TrainStep(net, create_loss("CE"), nn.Momentum(net.trainable_params(), learning_rate=lr, momentum=0.9))
+    step.set_train(True)
+    return net, step
+
+
+def _state(net: nn.Cell) -> Dict[str, np.ndarray]:
+    return {p.name: p.asnumpy().copy() for p in net.get_parameters()}
+
+
+# --------------------------------------------------------------------------------------------- non-finite steps
+
+def test_a_non_finite_step_leaves_weights_and_batchnorm_statistics_as_they_were():
+    net, step = _bn_step()
+    rng = np.random.default_rng(0)
+    labels = ms.Tensor(rng.integers(0, 3, 8).astype(np.int32))
+    good = rng.normal(size=(8, 6)).astype(np.float32)
+    step(ms.Tensor(good), labels)
+    before = _state(net)
+    bad = good.copy()
+    bad[3, 2] = np.nan
+    loss, finite, _ = step(ms.Tensor(bad), labels)
+    assert not bool(finite.asnumpy())
+    after = _state(net)
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    step(ms.Tensor(good), labels)  # and a good step moves them again
+    moved = _state(net)
+    assert not np.array_equal(moved["bn.moving_mean"], before["bn.moving_mean"])
+    assert all(np.isfinite(v).all() for v in moved.values())
+
+
+def test_the_batchnorm_scratch_copy_is_not_saved_and_not_needed_to_resume(tmp_path):
+    net, step = _bn_step()
+    atomic_save(step, tmp_path / "state.ckpt", {"epoch": 1})
+    names = set(read_checkpoint(tmp_path / "state.ckpt"))
+    assert "bn.moving_mean" in names and not any(n.startswith("bn_backup.") for n in names)
+    _, other = _bn_step(lr=0.5)
+    ckpt_module.load_training_state(other, tmp_path / "state.ckpt")  # no "missing" error for the scratch copy
+
+
+def test_weights_holding_nan_are_never_saved(tmp_path):
+    net, step = _bn_step()
+    manager = CheckpointManager(tmp_path, MODEL)
+    manager.save_epoch(step, net, 1, 10, {"best_top1": -1.0, "best_epoch": -1})
+    first = manager.last_path.read_bytes()
+    weight = net.fc.weight
+    weight.set_data(ms.Tensor(np.full(weight.shape, np.inf, np.float32)))
+    with pytest.raises(NonFiniteWeightsError, match=r"not saving epoch 2: .* hold NaN/Inf .* lower lr") as err:
+        manager.save_epoch(step, net, 2, 10, {"best_top1": -1.0, "best_epoch": -1})
+    assert isinstance(err.value, RunError)  # the command line shows it as one "error:" line, exit 1
+    with pytest.raises(NonFiniteWeightsError, match="not saving the best weights"):
+        manager.save_best(list(net.get_parameters()), {"epoch": 2})
+    assert not manager.epoch_path(2, 10).exists() and not manager.best_path.exists()
+    assert manager.last_path.read_bytes() == first
+
+
+@pytest.mark.slow
+def test_a_diverging_run_saves_only_finite_weights(tmp_path):
+    """lr 1e30: the first update explodes the weights; every later step is non-finite and skipped. Before
+    the BatchNorm statistics were restored, this run crashed saving NaN statistics."""
+    out = tmp_path / "run"
+    proc = subprocess.run([PYTHON, str(ROOT / "train.py"), "--config", DEMO, "--data_dir", str(_digits(tmp_path)),
+                           "--num_samples", "128", "--epoch_size", "2", "--warmup_epochs", "0", "--decay_epochs", "2",
+                           "--lr", "1e30", "--ckpt_save_dir", str(out)], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "step(s) skipped: non-finite gradients" in proc.stdout
+    saved = sorted(out.glob("*.ckpt"))
+    assert {p.name for p in saved} >= {f"{MODEL}-last.ckpt", f"{MODEL}-best.ckpt", f"{MODEL}-2_2.ckpt"}
+    for path in saved:
+        bad = [n for n, v in read_checkpoint(path).items() if not np.isfinite(v).all()]
+        assert not bad, f"{path.name}: {bad[:3]}"
+
+
+@pytest.mark.slow
+def test_too_many_bad_steps_stop_the_run_with_one_line(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run([PYTHON, str(ROOT / "train.py"), "--config", DEMO, "--data_dir", str(_digits(tmp_path)),
+                           "--num_samples", "256", "--epoch_size", "2", "--warmup_epochs", "0", "--decay_epochs", "2",
+                           "--lr", "1e30", "--max_bad_steps", "2", "--val_while_train", "false",
+                           "--ckpt_save_dir", str(out)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: 2 consecutive steps with non-finite loss or "
+                                                           "gradients (epoch 1, step 3")
+    assert not list(out.glob("*.ckpt"))
+
+
+# --------------------------------------------------------------------------------------------- disk full
+
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"),
+                                     OSError(errno.EIO, "Input/output error"),
+                                     RuntimeError("Failed to save the checkpoint file")])
+def test_a_failed_checkpoint_write_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch, failure):
+    net, step = _bn_step()
+    manager = CheckpointManager(tmp_path, MODEL)
+    manager.save_epoch(step, net, 1, 10, {"best_top1": -1.0, "best_epoch": -1})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_save = ms.save_checkpoint
+
+    def save_half_then_fail(obj, name, **kwargs):
+        real_save(obj, name, **kwargs)
+        Path(name).write_bytes(Path(name).read_bytes()[:100])  # what a full disk leaves
+        raise failure
+
+    monkeypatch.setattr(ckpt_module.ms, "save_checkpoint", save_half_then_fail)
+    with pytest.raises(CheckpointWriteError) as err:
+        manager.save_epoch(step, net, 2, 10, {"best_top1": -1.0, "best_epoch": -1})
+    message = str(err.value)
+    assert message.startswith(f"cannot write checkpoint {manager.epoch_path(2, 10)}: ")
+    assert "--resume auto" in message and "the checkpoints saved before are intact" in message
+    assert isinstance(err.value, RunError)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing new, nothing changed
+
+
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    if shutil.which("mount") is None:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_the_run_with_a_clear_error_and_resume_continues(tmp_path):
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "4m"):
+        pytest.skip("cannot mount a small tmpfs here (needs root); the monkeypatched test covers the save itself")
+    try:
+        out = disk / "run"
+        args = [PYTHON, str(ROOT / "train.py"), "--config", DEMO, "--data_dir", str(_digits(tmp_path)),
+                "--num_samples", "128", "--epoch_size", "3", "--warmup_epochs", "0", "--decay_epochs", "3",
+                "--val_while_train", "false", "--ckpt_save_dir", str(out), "--resume", "auto"]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        # One training state is ~2.9 MB: epoch 1 fits in 4 MB, epoch 2 does not.
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last == (f"error: cannot write checkpoint {out}/{MODEL}-2_2.ckpt: No space left on device. Free space "
+                        f"in {out} (or choose another --ckpt_save_dir) and resume with --resume auto; the "
+                        f"checkpoints saved before are intact")
+        assert read_checkpoint(out / f"{MODEL}-last.ckpt")["epoch"] == 1
+        assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary files left
+        moved = tmp_path / "bigger"
+        shutil.copytree(out, moved)  # the user frees space: here, by moving the run to a bigger disk
+        args[args.index(str(out))] = str(moved)
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "resumed from" in proc.stdout and "epoch 3/3 done" in proc.stdout
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+# --------------------------------------------------------------------------------------------- SIGKILL
+
+def _digits(tmp_path: Path) -> Path:
+    from mindcv_shufflenet.data.digits import write_digits_imagefolder
+
+    root = tmp_path / "digits"
+    if not (root / "digits.json").exists():
+        write_digits_imagefolder(root)
+    return root
+
+
+def _messy_digits(root: Path) -> Path:
+    """The digits, plus files the pipeline must skip (listing) or replace (decoding) in the same way after
+    every resume."""
+    data = _digits(root)
+    (data / "train" / "3" / "empty.png").write_bytes(b"")
+    (data / "train" / "3" / "notes.txt").write_text("not an image")
+    (data / "train" / "5" / "cut.png").write_bytes((data / "train" / "5" / sorted(
+        os.listdir(data / "train" / "5"))[0]).read_bytes()[:60])
+    body = b"\xff\xd8\xff\xe0" + np.random.default_rng(1).bytes(300) + b"\xff\xd9"
+    (data / "train" / "7" / "zz_body.jpg").write_bytes(body)
+    return data
+
+
+# 320 images a epoch (10 steps of 32), 3 epochs, EMA, augmentation, validation: every kind of state.
+FAULT_ARGS = ["--config", DEMO, "--num_samples", "320", "--batch_size", "32", "--epoch_size", "3",
+              "--decay_epochs", "2", "--warmup_epochs", "1", "--lr", "0.02", "--log_interval", "5", "--ema", "true",
+              "--ema_decay", "0.9", "--color_jitter", "0.2", "--seed", "5", "--keep_checkpoint_max", "2"]
+
+
+def _run_dir_is_consistent(out: Path) -> List[str]:
+    """Problems with the files under real names (complete checkpoints, readable index), [] if none."""
+    problems = []
+    for path in out.glob("*.ckpt"):
+        if path.name.startswith("."):
+            continue
+        try:
+            read_checkpoint(path)
+        except ValueError as err:
+            problems.append(f"{path.name}: {err}")
+    if (out / "checkpoints.json").exists():
+        try:
+            json.loads((out / "checkpoints.json").read_text())
+        except ValueError as err:
+            problems.append(f"checkpoints.json: {err}")
+    return problems
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_ends_with_the_uninterrupted_weights(tmp_path):
+    data = _messy_digits(tmp_path)
+    reference = tmp_path / "reference"
+    proc = subprocess.run([PYTHON, str(ROOT / "train.py"), *FAULT_ARGS, "--data_dir", str(data), "--ckpt_save_dir",
+                           str(reference)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "warning: skipping 3 file(s)" in proc.stdout
+
+    seed = int(os.environ.get("FAULT_SEED", time.time_ns() % 100000))
+    rng = random.Random(seed)
+    out = tmp_path / "killed"
+    args = [PYTHON, str(ROOT / "train.py"), *FAULT_ARGS, "--data_dir", str(data), "--ckpt_save_dir", str(out),
+            "--resume", "auto"]
+    # Saving takes an extra 0.4 s between writing the temporary file and renaming it, so kills land mid-save.
+    env = {**os.environ, ckpt_module.SLOW_SAVE_ENV: "0.4"}
+    kills, log = 0, []
+    for attempt in range(8):
+        proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        mid_save = attempt % 2 == 0
+        delay = rng.uniform(2.0, 25.0)
+        start = time.time()
+        while proc.poll() is None:
+            partial = list(out.glob(".*.partial*")) if out.exists() else []
+            if (mid_save and partial and rng.random() < 0.5) or (not mid_save and time.time() - start > delay):
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+                log.append(f"kill {kills}: {'mid-save ' + partial[0].name if mid_save else f'after {delay:.1f} s'}")
+                break
+            if time.time() - start > 600:
+                proc.kill()
+                pytest.fail("a run took more than 10 minutes")
+            time.sleep(0.01)
+        proc.wait()
+        problems = _run_dir_is_consistent(out) if out.exists() else []
+        assert not problems, f"seed {seed}, {log}: {problems}"
+        if proc.returncode == 0:
+            break
+    else:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert kills >= 2, f"seed {seed}: the run finished before it was killed twice ({log})"
+
+    expected, got = read_checkpoint(reference / f"{MODEL}-last.ckpt"), read_checkpoint(out / f"{MODEL}-last.ckpt")
+    assert set(got) == set(expected)
+    different = [name for name in expected if not np.array_equal(expected[name], got[name])]
+    assert not different, f"seed {seed}, {log}: {len(different)} tensors differ, e.g. {different[:3]}"
+    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3], f"seed {seed}, {log}"
+    np.testing.assert_array_equal(read_checkpoint(out / f"{MODEL}-best.ckpt")["classifier.weight"],
+                                  read_checkpoint(reference / f"{MODEL}-best.ckpt")["classifier.weight"])
+
+
+# --------------------------------------------------------------------------------------------- msrun
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_failing_msrun_rank_ends_the_job_and_its_error_reaches_the_terminal(tmp_path):
+    from mindcv_shufflenet.engine.trainer import FAIL_ENV
+
+    msrun = shutil.which("msrun", path=str(Path(PYTHON).parent))
+    assert msrun, "msrun comes with mindspore"
+    env = {**os.environ, "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}", FAIL_ENV: "1:3"}
+    cmd = [msrun, "--worker_num", "2", "--local_worker_num", "2", "--master_addr", "127.0.0.1", "--master_port",
+           str(_free_port()), "--log_dir", str(tmp_path / "logs"), "--join", "True", "python", str(ROOT / "train.py"),
+           "--config", DEMO, "--data_dir", str(_digits(tmp_path)), "--num_samples", "256", "--epoch_size", "2",
+           "--warmup_epochs", "0", "--decay_epochs", "2", "--val_while_train", "false", "--ckpt_save_dir",
+           str(tmp_path / "run"), "--distribute", "True"]
+    start = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
+    seconds = time.time() - start
+    assert proc.returncode != 0
+    seen = proc.stdout + proc.stderr  # what the user's terminal shows
+    assert f"error (rank 1): injected failure at step 3 ({FAIL_ENV}=1:3)" in seen
+    assert "error (msrun scheduler): the msrun job lost a process" in seen
+    assert "worker_<rank>.log in msrun's --log_dir" in seen
+    rank1 = (tmp_path / "logs" / "worker_1.log").read_text()
+    assert "error (rank 1): injected failure" in rank1 and "Traceback" not in rank1
+    assert seconds < 300, f"the job took {seconds:.0f} s to end after a rank failed"
