@@ -43,20 +43,27 @@ WIDTHS = {"shufflenet_v2_x0_5": torchvision.models.shufflenet_v2_x0_5,
           "shufflenet_v2_x2_0": torchvision.models.shufflenet_v2_x2_0}
 
 
-def randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Random BatchNorm statistics and affine parameters and a random fc bias (the constructors leave them
-    at 0/1, which would hide a wrong channel order), then eval mode."""
+def randomize(model: torch.nn.Module, seed: int, calibration: torch.Tensor) -> torch.nn.Module:
+    """Random BatchNorm affine parameters and fc bias, and BatchNorm statistics measured on
+    ``calibration`` images, then eval mode.
+
+    The statistics are measured rather than drawn at random so that, as in a trained network, every layer
+    passes a signal of unit size on: with random statistics the signal shrinks layer by layer and the
+    logits hardly depend on the first stages, so a wrong channel order there would go unnoticed.
+    """
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
+                m.momentum = None  # running statistics = the average over the calibration batches
+                m.reset_running_stats()
             elif isinstance(m, torch.nn.Linear):
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) / m.weight.shape[1] ** 0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g))
+        model.train()
+        model(calibration)
     return model.eval()
 
 
@@ -66,8 +73,10 @@ def state_as_numpy(model: torch.nn.Module) -> dict:
 
 def make_fixture() -> None:
     torch.manual_seed(0)
-    model = randomize(torchvision.models.ShuffleNetV2(TINY_REPEATS, TINY_CHANNELS, num_classes=TINY_CLASSES), 1)
     x = torch.randn(TINY_INPUT, generator=torch.Generator().manual_seed(2))
+    calibration = torch.randn((8, *TINY_INPUT[1:]), generator=torch.Generator().manual_seed(3))
+    model = randomize(torchvision.models.ShuffleNetV2(TINY_REPEATS, TINY_CHANNELS, num_classes=TINY_CLASSES), 1,
+                      calibration)
     with torch.no_grad():
         logits = model(x)
     DATA.mkdir(parents=True, exist_ok=True)
@@ -82,10 +91,11 @@ def make_fixture() -> None:
 def check_widths(folder: Path) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     x = torch.randn((2, 3, 224, 224), generator=torch.Generator().manual_seed(3))
+    calibration = torch.randn((4, 3, 224, 224), generator=torch.Generator().manual_seed(4))
     results = {}
     for i, (name, build) in enumerate(WIDTHS.items()):
         torch.manual_seed(10 + i)
-        model = randomize(build(weights=None), 20 + i)
+        model = randomize(build(weights=None), 20 + i, calibration)
         with torch.no_grad():
             logits = model(x).numpy()
         torch.save(model.state_dict(), folder / f"{name}.pth")
