@@ -234,3 +234,21 @@ def test_reading_a_pth_without_torch_says_what_to_do(tmp_path):
     (tmp_path / "w.pth").write_bytes(b"x")
     with pytest.raises(ValueError, match=r"reading w\.pth needs PyTorch \(pip install torch\); without it, save"):
         read_source_weights(tmp_path / "w.pth")
+
+
+def test_a_network_with_the_official_stem_padding_trains_in_both_modes():
+    from test_graph_and_pynative import loss_and_grads
+
+    net = randomize(create_model("shufflenet_v1_g3_05", num_classes=10, pool_padding="symmetric",
+                                 stem_pad_value=[-2.1, -2.0, -1.8]), seed=9)
+    initial = {name: p.asnumpy().copy() for name, p in net.parameters_and_names()}
+    x = np.random.default_rng(0).random((3, 3, 40, 40), dtype=np.float32)
+    y = np.array([1, 2, 3], np.int32)
+    graph_loss, graph_grads = loss_and_grads(net, x, y, "graph")
+    for name, p in net.parameters_and_names():
+        p.set_data(ms.Tensor(initial[name]))
+    eager_loss, eager_grads = loss_and_grads(net, x, y, "pynative")
+    assert np.isfinite(graph_loss) and graph_loss == pytest.approx(eager_loss, rel=1e-5)
+    for g, e in zip(graph_grads, eager_grads):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    assert np.abs(graph_grads[0]).max() > 0  # the stem conv's weight gradient passes the padding

@@ -24,12 +24,15 @@ def downsample_pool(kind: str, pool_padding: str) -> nn.Cell:
     if kind == "max":
         if pool_padding == "same":
             return nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
-        return nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
-    if kind == "avg":
+        pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
+    elif kind == "avg":
         if pool_padding == "same":
             return nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="same")
-        return nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1, count_include_pad=True)
-    raise ValueError(f"unknown pool kind {kind!r}: choose 'max' or 'avg'")
+        pool = nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1, count_include_pad=True)
+    else:
+        raise ValueError(f"unknown pool kind {kind!r}: choose 'max' or 'avg'")
+    pool.symmetric_padding = 1  # export.py rewrites it as an explicit pad (ONNX has no such pool op)
+    return pool
 
 
 class PadValueConv2d(nn.Conv2d):
@@ -48,10 +51,11 @@ class PadValueConv2d(nn.Conv2d):
         if len(pad_value) != in_channels:
             raise ValueError(f"pad_value needs one value per input channel ({in_channels}), got {tuple(pad_value)}")
         self.pad_value = Tensor(np.asarray(pad_value, np.float32).reshape(1, -1, 1, 1))
-        self.padding_ = (padding, padding, padding, padding)
+        # the Pad primitive (zeros), not ops.pad: MindSpore exports only the former to ONNX
+        self.zero_pad = ops.Pad(((0, 0), (0, 0), (padding, padding), (padding, padding)))
 
     def construct(self, x: Tensor) -> Tensor:
-        x = ops.pad(x - self.pad_value, self.padding_) + self.pad_value
+        x = self.zero_pad(x - self.pad_value) + self.pad_value
         output = self.conv2d(x, self.weight)
         if self.has_bias:
             output = self.bias_add(output, self.bias)
