@@ -12,7 +12,8 @@ from PIL import Image
 
 from mindcv_shufflenet import create_model
 from mindcv_shufflenet.models import CheckpointMismatchError, load_checkpoint
-from mindcv_shufflenet.models.weights import META_KEY, checkpoint_classes, read_checkpoint_with_meta, save_checkpoint
+from mindcv_shufflenet.models.weights import (META_KEY, checkpoint_classes, checkpoint_record,
+                                              read_checkpoint_with_meta, save_checkpoint)
 from conftest import randomize, run_eval, state_of
 from test_weights import save_training_checkpoint
 
@@ -69,6 +70,15 @@ def test_safetensors_checkpoints_keep_their_record_and_class_names(tmp_path):
     np.testing.assert_array_equal(run_eval(net, IMAGE), run_eval(source, IMAGE))
     with pytest.raises(ValueError, match="2 class names for a classifier of 3 classes"):
         save_checkpoint(source, tmp_path / "bad.ckpt", class_names=["ant", "bee"])
+
+
+def test_a_training_loop_can_record_the_settings_with_mindspores_own_saver(tmp_path):
+    source = randomize(create_model("shufflenet_v1_g3_05", num_classes=2, pool_padding="symmetric"), seed=6)
+    record = checkpoint_record(source, "shufflenet_v1_g3_05", class_names=["no", "yes"])
+    ms.save_checkpoint(source, str(tmp_path / "epoch1.ckpt"), append_dict=record)  # or CheckpointConfig(append_info=[record])
+    net = create_model("shufflenet_v1_g3_05", num_classes=2, checkpoint_path=str(tmp_path / "epoch1.ckpt"))
+    assert net.options["pool_padding"] == "symmetric"
+    assert checkpoint_classes(tmp_path / "epoch1.ckpt") == (2, ["no", "yes"])
 
 
 def test_mindspore_and_mindcv_loaders_skip_the_record(tmp_path):

@@ -84,6 +84,47 @@ def read_checkpoint_with_meta(path: str | os.PathLike) -> Tuple[Dict[str, np.nda
     return state, meta
 
 
+def checkpoint_record(
+    net_or_state: Union[nn.Cell, Mapping[str, np.ndarray]],
+    model_name: Optional[str] = None,
+    options: Optional[Mapping[str, Any]] = None,
+    class_names: Optional[Sequence[str]] = None,
+    extra: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, str]:
+    """The record that lets ``create_model`` rebuild a network, as ``{META_KEY: json}``, for
+    ``ms.save_checkpoint(..., append_dict=...)`` or ``CheckpointConfig(append_info=[...])``.
+
+    Args:
+        net_or_state: the network, or its parameters by name.
+        model_name: the registered name (``create_model`` then refuses the file for another model).
+        options: model options the weights need; default: the network's ``options`` (``pool_padding``,
+            ...). ``create_model(checkpoint_path=...)`` applies them, so users need not repeat them.
+        class_names: the classes of the classifier's outputs, in order (``infer.py`` prints them).
+        extra: more JSON-serialisable facts to record (e.g. ``{"source": "torchvision"}``).
+    """
+    if isinstance(net_or_state, nn.Cell):
+        shapes = {name: tuple(p.shape) for name, p in net_or_state.parameters_and_names()}
+        if options is None:
+            options = getattr(net_or_state, "options", None)
+    else:
+        shapes = {name: np.shape(value) for name, value in net_or_state.items()}
+    weight = shapes.get(CLASSIFIER_PREFIX + "weight")
+    num_classes = int(weight[0]) if weight is not None and len(weight) == 2 else None
+    meta: Dict[str, Any] = {"format": META_FORMAT}
+    if model_name is not None:
+        meta["model"] = model_name
+    meta["options"] = _jsonable(dict(options or {}))
+    if num_classes is not None:
+        meta["num_classes"] = num_classes
+    if class_names is not None:
+        class_names = [str(name) for name in class_names]
+        if num_classes is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names for a classifier of {num_classes} classes")
+        meta["class_names"] = class_names
+    meta.update(_jsonable(dict(extra or {})))
+    return {META_KEY: json.dumps(meta, sort_keys=True)}
+
+
 def save_checkpoint(
     net_or_state: Union[nn.Cell, Mapping[str, np.ndarray]],
     path: str | os.PathLike,
@@ -92,46 +133,22 @@ def save_checkpoint(
     class_names: Optional[Sequence[str]] = None,
     extra: Optional[Mapping[str, Any]] = None,
 ) -> Path:
-    """Save a network (or a ``name -> array`` state) with the record that lets ``create_model`` rebuild it.
-
-    Args:
-        net_or_state: the network, or its parameters by name.
-        path: ``.ckpt`` (default) or ``.safetensors``.
-        model_name: the registered name (``create_model`` then refuses the file for another model).
-        options: model options the weights need; default: the network's ``options`` (``pool_padding``,
-            ...). ``create_model(checkpoint_path=...)`` applies them, so users need not repeat them.
-        class_names: the classes of the classifier's outputs, in order (``infer.py`` prints them).
-        extra: more JSON-serialisable facts to record (e.g. ``{"source": "torchvision"}``).
-    """
+    """Save a network (or a ``name -> array`` state) as ``.ckpt`` or ``.safetensors`` with its
+    :func:`checkpoint_record` (see there for the arguments)."""
     path = Path(path)
+    record = checkpoint_record(net_or_state, model_name, options, class_names, extra)
     if isinstance(net_or_state, nn.Cell):
         state = {name: p.asnumpy() for name, p in net_or_state.parameters_and_names()}
-        if options is None:
-            options = getattr(net_or_state, "options", None)
     else:
         state = {name: np.asarray(value) for name, value in net_or_state.items()}
-    num_classes = _classifier_classes(state)
-    if class_names is not None:
-        class_names = [str(name) for name in class_names]
-        if num_classes is not None and len(class_names) != num_classes:
-            raise ValueError(f"{len(class_names)} class names for a classifier of {num_classes} classes")
-    meta: Dict[str, Any] = {"format": META_FORMAT}
-    if model_name is not None:
-        meta["model"] = model_name
-    meta["options"] = _jsonable(dict(options or {}))
-    if num_classes is not None:
-        meta["num_classes"] = num_classes
-    if class_names is not None:
-        meta["class_names"] = class_names
-    meta.update(_jsonable(dict(extra or {})))
-    text = json.dumps(meta, sort_keys=True)
     entries = [{"name": name, "data": ms.Tensor(np.ascontiguousarray(value))} for name, value in state.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".safetensors":
-        entries.append({"name": META_KEY, "data": ms.Tensor(np.frombuffer(text.encode("utf-8"), np.uint8).copy())})
+    if path.suffix == ".safetensors":  # no strings there: the record's UTF-8 bytes as a uint8 tensor
+        data = np.frombuffer(record[META_KEY].encode("utf-8"), np.uint8).copy()
+        entries.append({"name": META_KEY, "data": ms.Tensor(data)})
         ms.save_checkpoint(entries, str(path), format="safetensors")
     else:
-        ms.save_checkpoint(entries, str(path), append_dict={META_KEY: text})
+        ms.save_checkpoint(entries, str(path), append_dict=record)
     return path
 
 
