@@ -1,7 +1,7 @@
 """Classify images: top-k classes with probabilities for image files and folders.
 
     python infer.py --model shufflenet_v2_x1_0 --ckpt_path shufflenet_v2_x1_0-0da4b7fa.ckpt cat.jpg photos/
-    # cat.jpg: tabby 62.31%, tiger cat 21.04%, Egyptian cat 10.12%, lynx 1.20%, tiger 0.43%
+    # cat.jpg: tabby 62.31%, tiger cat 21.04%, Egyptian cat 10.12%, lynx 1.20%, tiger 0.43%   (made-up figures)
 
 Preprocessing is validate.py's (resize the short side to image_resize / crop_pct, center crop, ImageNet
 mean/std). Class names: --class_names (a file with one name per line, or a dataset folder whose sorted

@@ -9,16 +9,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
+import mindspore as ms
 import numpy as np
+from mindspore import nn, ops
+
+from . import runtime
 
 FORMATS = ("MINDIR", "ONNX", "AIR")
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 
 
-def fold_batchnorm(net):
+def fold_batchnorm(net: nn.Cell) -> int:
     """Fold every BatchNorm2d into the convolution before it (in the same SequentialCell), in place.
 
     Each ``Conv2d -> BatchNorm2d`` pair becomes one ``Conv2d`` with a bias (the BatchNorm cell is replaced
@@ -26,14 +30,11 @@ def fold_batchnorm(net):
     the bias ``(b - moving_mean) * s + beta``. Valid for inference only; the network is put in eval mode.
 
     Returns:
-        The same network, changed.
+        How many BatchNorms were folded.
 
     Raises:
         ValueError: if a BatchNorm2d does not directly follow a convolution (it could not be folded).
     """
-    import mindspore as ms
-    from mindspore import nn
-
     net.set_train(False)
     folded = 0
     for name, cell in list(net.cells_and_names()):
@@ -57,11 +58,22 @@ def fold_batchnorm(net):
     left = [name for name, cell in net.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
     if left:
         raise ValueError(f"{len(left)} BatchNorm2d cells do not follow a convolution and were not folded: {left[:4]}")
-    net.folded_batchnorms = folded
-    return net
+    return folded
 
 
-def export_friendly_pools(net):
+class PaddedPool(nn.Cell):
+    """A zero ``Pad`` of one on every side, then ``pool`` (unpadded)."""
+
+    def __init__(self, pool: nn.Cell) -> None:
+        super().__init__()
+        self.pad = ops.Pad(((0, 0), (0, 0), (1, 1), (1, 1)))
+        self.pool = pool
+
+    def construct(self, x: ms.Tensor) -> ms.Tensor:
+        return self.pool(self.pad(x))
+
+
+def export_friendly_pools(net: nn.Cell) -> int:
     """Replace the symmetric pools (``pool_padding="symmetric"``) by an explicit zero ``Pad`` and an
     unpadded pool, in place. Returns how many were replaced.
 
@@ -70,17 +82,6 @@ def export_friendly_pools(net):
     -inf padding because in these networks the max pool reads the stem's ReLU output (>= 0), which is
     checked here. The results are the same as before.
     """
-    from mindspore import nn, ops
-
-    class PaddedPool(nn.Cell):
-        def __init__(self, pool: nn.Cell) -> None:
-            super().__init__()
-            self.pad = ops.Pad(((0, 0), (0, 0), (1, 1), (1, 1)))
-            self.pool = pool
-
-        def construct(self, x):
-            return self.pool(self.pad(x))
-
     replaced = 0
     for parent_name, parent in list(net.cells_and_names()):
         for name, child in list(parent.name_cells().items()):
@@ -111,13 +112,13 @@ class ExportResult:
     checked_with: str
 
 
-def export_model(net, file_name: str | os.PathLike, file_format: str = "MINDIR", image_size: int = 224,
+def export_model(net: nn.Cell, file_name: str | os.PathLike, file_format: str = "MINDIR", image_size: int = 224,
                  batch_size: Optional[int] = None, fold_bn: bool = True, check: bool = True,
                  in_channels: int = 3) -> ExportResult:
     """Export ``net`` for inference, by default with BatchNorm folded and a dynamic batch.
 
     Args:
-        net: the network (changed in place when ``fold_bn``).
+        net: the network; changed in place (BatchNorm folded, symmetric pools rewritten, eval mode).
         file_name: output path; the format's suffix (.mindir, .onnx, .air) is added if missing.
         file_format: "MINDIR" or "ONNX" on any device, "AIR" on Ascend only.
         image_size: height and width of the input.
@@ -129,10 +130,6 @@ def export_model(net, file_name: str | os.PathLike, file_format: str = "MINDIR",
     Raises:
         ValueError: unknown format, AIR off Ascend, or bad sizes.
     """
-    import mindspore as ms
-
-    from . import runtime
-
     file_format = str(file_format).upper()
     if file_format not in FORMATS:
         raise ValueError(f"unknown export format {file_format!r}: choose one of {', '.join(FORMATS)}")
@@ -156,7 +153,7 @@ def export_model(net, file_name: str | os.PathLike, file_format: str = "MINDIR",
     runtime.set_mode("graph")
     try:
         expected = net(ms.Tensor(probe)).asnumpy() if check else None
-        folded = fold_batchnorm(net).folded_batchnorms if fold_bn else 0
+        folded = fold_batchnorm(net) if fold_bn else 0
         export_friendly_pools(net)
         spec = ms.Tensor(shape=[batch_size, in_channels, image_size, image_size], dtype=ms.float32)
         stem = str(path.with_suffix(""))
@@ -175,9 +172,8 @@ def export_model(net, file_name: str | os.PathLike, file_format: str = "MINDIR",
     return ExportResult(path, file_format, folded, diff, checked_with)
 
 
-def _check_export(path: Path, file_format: str, probe: np.ndarray, expected: np.ndarray):
-    import mindspore as ms
-
+def _check_export(path: Path, file_format: str, probe: np.ndarray,
+                  expected: np.ndarray) -> Tuple[Optional[float], str]:
     if file_format == "MINDIR":
         graph = ms.nn.GraphCell(ms.load(str(path)))
         got = graph(ms.Tensor(probe)).asnumpy()

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mindspore import nn
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 CLASSES_FILE = "classes.txt"
@@ -131,12 +134,13 @@ class Prediction:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, in float64."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(shifted.astype(np.float64))
     return e / e.sum(axis=1, keepdims=True)
 
 
-def predict(net, images: Sequence[Path], transforms: Sequence, batch_size: int = 16,
+def predict(net: "nn.Cell", images: Sequence[Path], transforms: Sequence, batch_size: int = 16,
             top_k: int = 5) -> Iterator[Prediction]:
     """Top-``top_k`` classes and probabilities (softmax of the logits) for each image, batch by batch."""
     import mindspore as ms

@@ -54,12 +54,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     load_state_dict(net, converted.state)  # strict: every parameter of the network comes from the file
     save_checkpoint(net, output, model_name=converted.matching_model(),
                     extra={"source": args.source, "converted_from": Path(args.input).name})
-    recorded = ", ".join(f"{key}={value!r}" for key, value in converted.options.items() if value is not None)
+    recorded = ", ".join(f"{key}={_short(value)}" for key, value in converted.options.items() if value is not None)
     print(f"{args.input} ({args.source}, {len(state)} tensors) -> {output}: {converted.matching_model()}, "
           f"{converted.num_classes} classes, recorded {recorded}")
     print(f"load it with create_model({converted.matching_model()!r}, checkpoint_path={str(output)!r}) "
           f"or validate.py --model {converted.matching_model()} --ckpt_path {output}")
     return 0
+
+
+def _short(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(f"{v:.4f}" if isinstance(v, float) else repr(v) for v in value) + "]"
+    return repr(value)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mindspore import nn
 
 # PyTorch BatchNorm tensor -> MindSpore BatchNorm parameter.
 BN_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
@@ -33,7 +36,7 @@ class ConvertedWeights:
     groups: Optional[int] = None
     source: str = ""
 
-    def build(self):
+    def build(self) -> "nn.Cell":
         """The network these weights fit, with the weights loaded (strictly)."""
         from ..models import ShuffleNetV1, ShuffleNetV2, load_state_dict
 
@@ -166,4 +169,5 @@ def bn(src: SourceState, source_prefix: str, target_prefix: str, out: Dict[str, 
 
 
 def as_float32(state: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The arrays as contiguous float32, the dtype of the networks' parameters."""
     return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in state.items()}
