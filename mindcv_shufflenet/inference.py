@@ -24,8 +24,8 @@ IMAGENET_CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 
 def imagenet_class_names() -> List[str]:
     """The 1000 ImageNet-1k class names in label order (the sorted WordNet ids, as in MindCV, torchvision
-    and ``validate.py``'s folders), shipped with the package (``imagenet_classes.txt``, torchvision's
-    wording)."""
+    and ``validate.py``'s folders), shipped with the package (``imagenet_classes.txt``: torchvision's
+    wording, from ``torchvision.models._meta``, BSD-3-Clause)."""
     names = IMAGENET_CLASSES_FILE.read_text(encoding="utf-8").splitlines()
     if len(names) != 1000:
         raise ValueError(f"{IMAGENET_CLASSES_FILE} holds {len(names)} names, not 1000: the package is damaged")
