@@ -13,6 +13,7 @@ reloaded in MindSpore, ONNX in onnxruntime when installed) and compared with the
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import List, Optional
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
@@ -37,16 +38,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="default: the checkpoint's recorded setting, else 'same'")
     p.add_argument("--no_fold_bn", action="store_true", help="keep the BatchNorm layers")
     p.add_argument("--no_check", action="store_true", help="do not run the exported file to compare")
-    p.add_argument("--device", default="CPU", help="CPU, Ascend or GPU (AIR needs Ascend)")
+    p.add_argument("--device", "--device_target", dest="device", default="auto",
+                   help="CPU, Ascend, GPU or auto (Ascend when available, else CPU); AIR needs Ascend")
+    p.add_argument("--debug", action="store_true", help="show a traceback instead of a one-line error")
     return p.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    runtime.init_runtime(device=args.device, mode="graph")
-    if args.file_format == "AIR" and runtime.current_device() != "Ascend":
-        raise ValueError(f"AIR export needs an Ascend device (--device {args.device}): export MINDIR or ONNX "
-                         f"here, or run with --device Ascend on an Ascend machine")
+    device = runtime.resolve_device(args.device)
+    if args.file_format == "AIR" and device != "Ascend":
+        raise ValueError(f"AIR export needs an Ascend device (running on {device}): export MINDIR or ONNX "
+                         f"here, or run on an Ascend machine with --device Ascend")
+    runtime.init_runtime(device=device, mode="graph")
     num_classes = args.num_classes
     if args.ckpt_path and num_classes is None:
         num_classes = checkpoint_classes(args.ckpt_path, ema=args.ema)[0]
@@ -64,4 +68,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    runtime.run_cli(main)
+    runtime.run_cli(main, debug="--debug" in sys.argv)

@@ -12,6 +12,7 @@ ImageNet's for 1000 classes, else class indices. The number of classes is read f
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 from typing import List, Optional
 
@@ -39,9 +40,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--interpolation", default="bilinear", choices=sorted(INTERPOLATIONS))
     p.add_argument("--pool_padding", default=None, choices=["same", "symmetric"],
                    help="default: the checkpoint's recorded setting, else 'same'")
-    p.add_argument("--device", default="CPU", help="CPU or Ascend (or GPU)")
+    p.add_argument("--device", "--device_target", dest="device", default="auto",
+                   help="CPU, Ascend, GPU or auto (Ascend when available, else CPU)")
     p.add_argument("--mode", default="graph", help="graph or pynative")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
+    p.add_argument("--debug", action="store_true", help="show a traceback instead of a one-line error")
     return p.parse_args(argv)
 
 
@@ -49,7 +52,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     images = find_images(args.images)
     transforms = eval_transforms(args.image_resize, args.crop_pct, args.interpolation)
-    runtime.init_runtime(device=args.device, mode=args.mode)
+    runtime.init_runtime(device=runtime.resolve_device(args.device), mode=args.mode)
     num_classes, recorded_names = args.num_classes, None
     if args.ckpt_path:
         file_classes, recorded_names = checkpoint_classes(args.ckpt_path, ema=args.ema)
@@ -72,4 +75,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    runtime.run_cli(main)
+    runtime.run_cli(main, debug="--debug" in sys.argv)

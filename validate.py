@@ -1,59 +1,98 @@
-"""Evaluate a model on an ImageNet-style folder: top-1 / top-5 accuracy and loss.
+"""Evaluate a checkpoint on an ImageNet-style folder: top-1 / top-5 accuracy and loss.
 
     python validate.py --model shufflenet_v2_x1_0 --ckpt_path shufflenet_v2_x1_0-0da4b7fa.ckpt \
         --data_dir /data/imagenet [--val_split val] [--batch_size 64] [--device Ascend]
+    python validate.py --config configs/shufflenetv2/shufflenet_v2_x1_0_cpu.yaml --ckpt_path run/...-best.ckpt
 
-Flag names follow MindCV's config keys. Preprocessing is MindCV's: resize the short side to
-image_resize / crop_pct, center crop, ImageNet mean/std.
+Options are MindCV's config keys (a training YAML works as --config; its evaluation keys are used:
+model, data_dir, val_split, batch_size, image_resize, crop_pct, interpolation, mean, std, ...).
+Preprocessing is MindCV's: resize the short side to image_resize / crop_pct, center crop, normalize.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
+import sys
+from pathlib import Path
 from typing import List, Optional
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import create_model, runtime
+from mindcv_shufflenet.config import ConfigError, build_parser, load_config
 from mindcv_shufflenet.data import create_eval_dataset
-from mindcv_shufflenet.data.imagefolder import INTERPOLATIONS
 from mindcv_shufflenet.engine import evaluate
+from mindcv_shufflenet.models.weights import read_checkpoint
+
+EVAL_KEYS = ("model", "ckpt_path", "pretrained", "data_dir", "val_split", "num_classes", "in_channels",
+             "batch_size", "image_resize", "crop_pct", "interpolation", "mean", "std", "pool_padding",
+             "num_parallel_workers", "device_target", "mode", "log_interval", "amp_level", "seed")
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="a name from list_models(), e.g. shufflenet_v2_x1_0")
-    weights = p.add_mutually_exclusive_group(required=True)
-    weights.add_argument("--ckpt_path", help="checkpoint to evaluate (loaded strictly)")
-    weights.add_argument("--pretrained", action="store_true", help="MindCV's released weights (local copy)")
-    p.add_argument("--ema", action="store_true", help="evaluate the checkpoint's EMA weights")
-    p.add_argument("--data_dir", required=True, help="folder with <val_split>/<class>/<images>")
-    p.add_argument("--val_split", default="val", help="subfolder of --data_dir to read ('' for --data_dir itself)")
-    p.add_argument("--num_classes", type=int, default=1000)
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--image_resize", type=int, default=224, help="crop size fed to the network")
-    p.add_argument("--crop_pct", type=float, default=0.875)
-    p.add_argument("--interpolation", default="bilinear", choices=sorted(INTERPOLATIONS))
-    p.add_argument("--pool_padding", default="same", choices=["same", "symmetric"],
-                   help="'symmetric' for weights from torchvision, the official code or MindCV main's V1")
-    p.add_argument("--num_parallel_workers", type=int, default=None)
-    p.add_argument("--device", default="CPU", help="CPU, Ascend or GPU")
-    p.add_argument("--mode", default="graph", help="graph or pynative")
-    p.add_argument("--log_interval", type=int, default=0, help="print progress every N batches (0: never)")
-    return p.parse_args(argv)
+def parse_config(argv: Optional[List[str]] = None):
+    parser = build_parser(__doc__.splitlines()[0], keys=EVAL_KEYS)
+    parser.add_argument("--ema", dest="ema_weights", action="store_true",
+                        help="evaluate the checkpoint's EMA copy (ema.* weights)")
+    parser.add_argument("--device", dest="device_alias", default=None, help="same as --device_target")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON here")
+    args, _ = parser.parse_known_args(argv)
+    overrides = {"device_target": args.device_alias} if args.device_alias else {}
+    # Evaluation defaults that differ from training's.
+    defaults = {"log_interval": 0, "batch_size": 64}
+    cfg = load_config(argv, parser=parser, **overrides)
+    given = {k for k in defaults if _given(argv, k)}
+    if cfg.source:
+        given |= {k for k in defaults if k in _yaml_keys(cfg.source)}
+    cfg = cfg.replace(**{k: v for k, v in defaults.items() if k not in given})
+    if not cfg.ckpt_path and not cfg.pretrained:
+        raise ConfigError("give --ckpt_path FILE (or --pretrained for MindCV's released weights)")
+    return cfg, args
+
+
+def _given(argv: Optional[List[str]], key: str) -> bool:
+    argv = sys.argv[1:] if argv is None else argv
+    return any(a == f"--{key}" or a.startswith(f"--{key}=") for a in argv)
+
+
+def _yaml_keys(path: str) -> set:
+    from mindcv_shufflenet.config import load_yaml
+
+    return set(load_yaml(path))
+
+
+def num_classes_of(ckpt_path: str) -> Optional[int]:
+    """The classifier width stored in a checkpoint (None if it has no classifier)."""
+    state = read_checkpoint(ckpt_path)
+    weight = state.get("classifier.weight")
+    return int(weight.shape[0]) if weight is not None else None
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    runtime.init_runtime(device=args.device, mode=args.mode)
-    dataset = create_eval_dataset(args.data_dir, args.val_split, args.batch_size, args.image_resize,
-                                  args.crop_pct, args.interpolation, args.num_parallel_workers, args.num_classes)
-    net = create_model(args.model, num_classes=args.num_classes, pretrained=args.pretrained,
-                       checkpoint_path=args.ckpt_path, ema=args.ema, pool_padding=args.pool_padding)
-    result = evaluate(net, dataset, log_every=args.log_interval)
-    print(f"{args.model}: top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  loss {result.loss:.4f}  "
-          f"({result.images} images in {result.seconds:.1f} s, {result.images_per_second:.1f} img/s after the first batch)")
+    cfg, args = parse_config(argv)
+    device = runtime.resolve_device(cfg.device_target)
+    runtime.init_runtime(device=device, mode=cfg.mode)
+    num_classes = cfg.num_classes
+    if num_classes is None:
+        num_classes = 1000 if cfg.pretrained else (num_classes_of(cfg.ckpt_path) or 1000)
+    dataset = create_eval_dataset(cfg.data_dir, cfg.val_split, cfg.batch_size, cfg.image_resize, cfg.crop_pct,
+                                  cfg.interpolation, cfg.num_parallel_workers, num_classes, mean=cfg.mean,
+                                  std=cfg.std)
+    net = create_model(cfg.model, num_classes=num_classes, in_channels=cfg.in_channels, pretrained=cfg.pretrained,
+                       checkpoint_path=cfg.ckpt_path or None, ema=args.ema_weights, pool_padding=cfg.pool_padding)
+    if cfg.amp_level != "O0":
+        import mindspore as ms
+
+        ms.amp.auto_mixed_precision(net, cfg.amp_level)
+    result = evaluate(net, dataset, log_every=cfg.log_interval)
+    print(f"{cfg.model}: top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  loss {result.loss:.4f}  "
+          f"({result.images} images in {result.seconds:.1f} s, {result.images_per_second:.1f} img/s after the "
+          f"first batch)")
+    if args.json:
+        record = {"model": cfg.model, "checkpoint": cfg.ckpt_path or "pretrained", "ema": args.ema_weights,
+                  "data": str(Path(cfg.data_dir) / cfg.val_split), "top1": result.top1, "top5": result.top5,
+                  "loss": result.loss, "images": result.images, "seconds": result.seconds}
+        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 
 if __name__ == "__main__":
-    runtime.run_cli(main)
+    runtime.run_cli(main, debug="--debug" in sys.argv)

@@ -135,8 +135,8 @@ def export_model(net: nn.Cell, file_name: str | os.PathLike, file_format: str = 
         raise ValueError(f"unknown export format {file_format!r}: choose one of {', '.join(FORMATS)}")
     device = runtime.current_device()
     if file_format == "AIR" and device != "Ascend":
-        raise ValueError(f"AIR export needs an Ascend device (running on {device}): export MINDIR or ONNX here, "
-                         f"or run with --device Ascend on an Ascend machine")
+        raise ValueError(f"AIR export needs an Ascend device (running on {device}): export MINDIR or ONNX "
+                         f"here, or run on an Ascend machine with --device Ascend")
     if image_size < 32:
         raise ValueError(f"image_size must be at least 32 (five stride-2 stages), got {image_size}")
     if batch_size is not None and batch_size < 1:

@@ -98,6 +98,55 @@ def init_runtime(
     return RuntimeInfo(device, mode, device_id, jit_level, num_threads, seed)
 
 
+def resolve_device(device: str) -> str:
+    """``"auto"`` becomes Ascend when MindSpore can use one here, else CPU; other names are checked."""
+    if str(device).lower() == "auto":
+        import mindspore as ms
+
+        try:
+            return "Ascend" if ms.hal.is_available("Ascend") else "CPU"
+        except Exception:  # a MindSpore build without the Ascend plugin
+            return "CPU"
+    return _canonical(device, DEVICES, "device")
+
+
+# Variables msrun (or an Ascend rank table launch) sets for each worker process.
+LAUNCHER_VARS = ("MS_WORKER_NUM", "MS_SCHED_HOST", "RANK_TABLE_FILE")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    group_size: int
+
+    @property
+    def distributed(self) -> bool:
+        return self.group_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> DistInfo:
+    """Join the msrun job as one data-parallel rank: communication init, data-parallel context.
+
+    Raises a ValueError at once (instead of waiting forever for peers) when not launched by msrun.
+    """
+    import mindspore as ms
+    from mindspore.communication import get_group_size, get_rank, init
+
+    if not any(var in os.environ for var in LAUNCHER_VARS):
+        raise ValueError("distribute: true needs one process per device, started by msrun: "
+                         "msrun --worker_num N --local_worker_num N python train.py ... "
+                         "(or set distribute: false)")
+    init()
+    rank, group_size = get_rank(), get_group_size()
+    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
+                                 device_num=group_size)
+    return DistInfo(rank, group_size)
+
+
 def set_mode(mode: str) -> None:
     """Switch between "graph" and "pynative" execution without touching the device."""
     import mindspore as ms
@@ -129,18 +178,29 @@ def set_seed(seed: int) -> None:
     ms.set_seed(seed)
 
 
-def run_cli(main: Callable[[], int]) -> None:
+class RunError(RuntimeError):
+    """A run that started but cannot go on; the message says why (exit status 1, no traceback)."""
+
+
+def run_cli(main: Callable[[], int], debug: bool = False) -> None:
     """Run a command-line entry point and exit with its status, without MindSpore's exit noise.
 
     MindSpore 2.10 prints an ``Exception ignored in: Cell.__del__`` traceback for every Cell still alive
     when the interpreter tears its modules down. Collecting them while the modules are still intact
-    avoids that; errors meant for the user (ValueError, FileNotFoundError, ...) are printed as one line.
+    avoids that. Errors meant for the user are printed as one ``error: ...`` line: bad input
+    (ValueError, FileNotFoundError) exits 2, a run that had to stop (RunError) exits 1. ``debug=True``
+    (the ``--debug`` flag) shows the traceback instead.
     """
     try:
         status = main()
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, RunError) as err:
+        if debug:
+            raise
         print(f"error: {err}", file=sys.stderr)
-        status = 2
+        status = 1 if isinstance(err, RunError) else 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        status = 130
     gc.collect()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -16,6 +16,7 @@ dicts do not.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import List, Optional
 
@@ -35,6 +36,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         "image border (see README, Convert)")
     p.add_argument("input", help="state dict: .pth / .pth.tar / .pt (needs torch), .npz or .safetensors")
     p.add_argument("output", help="checkpoint to write: .ckpt or .safetensors")
+    p.add_argument("--debug", action="store_true", help="show a traceback instead of a one-line error")
     return p.parse_args(argv)
 
 
@@ -69,4 +71,4 @@ def _short(value) -> str:
 
 
 if __name__ == "__main__":
-    runtime.run_cli(main)
+    runtime.run_cli(main, debug="--debug" in sys.argv)

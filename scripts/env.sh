@@ -13,7 +13,7 @@ fi
 if [ ! -f "$STAMP" ]; then
   echo "installing mindcv-shufflenet and its dependencies into $VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,demo]"
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi

@@ -89,6 +89,6 @@ def test_air_export_off_ascend_is_a_one_line_error(tmp_path):
                         "--file_format", "AIR", "--file_name", str(tmp_path / "net"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: AIR export needs an Ascend device (--device CPU): export MINDIR or ONNX here, or run with "
-        "--device Ascend on an Ascend machine")
+        "error: AIR export needs an Ascend device (running on CPU): export MINDIR or ONNX here, or run on an "
+        "Ascend machine with --device Ascend")
     assert not list(tmp_path.glob("net.air*"))

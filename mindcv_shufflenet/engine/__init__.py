@@ -1,4 +1,4 @@
-"""Evaluation (and, later, training) loops."""
+"""Training and evaluation: the train-step Cell, optimizers, schedules, losses, checkpoints, the loop."""
 
 from .evaluate import EvalResult, evaluate
 

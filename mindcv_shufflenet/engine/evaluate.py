@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 from mindspore import nn
@@ -19,14 +20,21 @@ class EvalResult:
     images_per_second: float  # after the first batch (over the whole run if there is only one)
 
 
-def evaluate(net: nn.Cell, dataset, log_every: int = 0) -> EvalResult:
-    """Run ``net`` in inference mode over ``dataset`` (batches of image, label)."""
+def evaluate(net: nn.Cell, dataset, log_every: int = 0,
+             all_reduce: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+             log: Callable[[str], None] = lambda line: print(line, flush=True)) -> EvalResult:
+    """Run ``net`` in inference mode over ``dataset`` (batches of image, label).
+
+    Under data parallel each rank evaluates its own shard and ``all_reduce`` sums the counts, so the
+    result covers the whole set exactly once.
+    """
     net.set_train(False)
     correct1 = correct5 = images = 0
     loss_sum = 0.0
     start = time.perf_counter()
     first_batch_end, first_batch_images = start, 0
-    for step, (image, label) in enumerate(dataset.create_tuple_iterator(), start=1):
+    total_batches = dataset.get_dataset_size()
+    for step, (image, label) in enumerate(dataset.create_tuple_iterator(num_epochs=1), start=1):
         logits = net(image).asnumpy().astype(np.float64)
         labels = label.asnumpy()
         k = min(5, logits.shape[1])
@@ -41,8 +49,12 @@ def evaluate(net: nn.Cell, dataset, log_every: int = 0) -> EvalResult:
             first_batch_end, first_batch_images = time.perf_counter(), images
         if log_every and step % log_every == 0:
             elapsed = time.perf_counter() - start
-            print(f"step {step}: {images} images, top-1 {100 * correct1 / images:.2f}%, "
-                  f"{images / elapsed:.1f} img/s", flush=True)
+            log(f"  val batch {step}/{total_batches}: {images} images, top-1 {100 * correct1 / images:.2f}%, "
+                f"{images / elapsed:.1f} img/s")
+    if all_reduce is not None:
+        correct1, correct5, images = (int(round(v)) for v in all_reduce(
+            np.array([correct1, correct5, images], np.float64)))
+        loss_sum = float(all_reduce(np.array([loss_sum], np.float64))[0])
     if images == 0:
         raise ValueError("the dataset yielded no images")
     end = time.perf_counter()

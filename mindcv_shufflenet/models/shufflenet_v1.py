@@ -103,6 +103,7 @@ class ShuffleNetV1(nn.Cell):
             current main); see ``layers.downsample_pool``.
         stem_pad_value: pad the stem conv's input with these values (one per image channel) instead
             of zeros; converted official weights record it (see ``convert.megvii``).
+        drop_rate: dropout probability before the classifier (0: none).
     """
 
     def __init__(
@@ -114,6 +115,7 @@ class ShuffleNetV1(nn.Cell):
         stage_repeats: Sequence[int] = STAGE_REPEATS,
         pool_padding: str = "same",
         stem_pad_value: Optional[Sequence[float]] = None,
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         _check_channels(channels, groups, stage_repeats)
@@ -145,6 +147,10 @@ class ShuffleNetV1(nn.Cell):
 
         self.global_pool = GlobalAvgPool()
         self.classifier = nn.Dense(width, num_classes, has_bias=False)
+        # Dropout before the classifier (the official V2 2.0x uses 0.2); no parameters, so no name changes.
+        if not 0 <= drop_rate < 1:
+            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        self.dropout = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
         init_like_mindcv(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -153,7 +159,10 @@ class ShuffleNetV1(nn.Cell):
         return self.features(x)
 
     def forward_head(self, x: Tensor) -> Tensor:
-        return self.classifier(self.global_pool(x))
+        x = self.global_pool(x)
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self.classifier(x)
 
     def construct(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))

@@ -102,6 +102,7 @@ class ShuffleNetV2(nn.Cell):
         classifier_bias: give the classifier a bias (torchvision's ``fc`` has one; MindCV's has not).
         stem_pad_value: pad the stem conv's input with these values (one per image channel) instead
             of zeros; converted official weights record it (see ``convert.megvii``).
+        drop_rate: dropout probability before the classifier (0: none).
     """
 
     def __init__(
@@ -114,6 +115,7 @@ class ShuffleNetV2(nn.Cell):
         proj_channels: str = "input",
         classifier_bias: bool = False,
         stem_pad_value: Optional[Sequence[float]] = None,
+        drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         _check_channels(channels, stage_repeats)
@@ -151,6 +153,10 @@ class ShuffleNetV2(nn.Cell):
         )
         self.pool = GlobalAvgPool()
         self.classifier = nn.Dense(last, num_classes, has_bias=bool(classifier_bias))
+        # Dropout before the classifier (the official V2 2.0x uses 0.2); no parameters, so no name changes.
+        if not 0 <= drop_rate < 1:
+            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        self.dropout = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
         init_like_mindcv(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -160,7 +166,10 @@ class ShuffleNetV2(nn.Cell):
         return self.conv_last(x)
 
     def forward_head(self, x: Tensor) -> Tensor:
-        return self.classifier(self.pool(x))
+        x = self.pool(x)
+        if self.dropout is not None:
+            x = self.dropout(x)
+        return self.classifier(x)
 
     def construct(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))

@@ -20,10 +20,12 @@ from ..convert.mindcv_v1 import grouped_from_split_convs
 
 # What a training checkpoint holds besides the network: optimizer slots, EMA copies, loss-scale and
 # progress counters. Ignored when loading a network (``ema=True`` takes the EMA copy instead).
-AUXILIARY_PREFIXES = ("moments.", "accum.", "adam_m.", "adam_v.", "ema.", "stat.", "swa.")
+AUXILIARY_PREFIXES = ("moments.", "accum.", "adam_m.", "adam_v.", "ema.", "stat.", "swa.", "grad_accum.")
 AUXILIARY_NAMES = frozenset({
     "global_step", "momentum", "learning_rate", "scale_sense", "loss_scale", "current_iterator_step",
     "last_overflow_iterator_step", "epoch_num", "step_num", "beta1_power", "beta2_power", "weight_decay",
+    # written by this project's trainer (engine/train_step.py, engine/checkpoint.py)
+    "loss_scale_counter", "ema_updates", "accum_step", "epoch", "best_top1", "best_epoch", "top1", "top5",
 })
 
 RELEASE_URL = "https://download.mindspore.cn/toolkits/mindcv/shufflenet/"

@@ -1,0 +1,174 @@
+"""train.py end to end on the CPU, run as a user runs it: files written, loss falls, resume after SIGKILL
+equals the uninterrupted run, msrun data parallel, validate.py on the result, and clear refusals."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mindcv_shufflenet.models.weights import read_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+DEMO = str(ROOT / "configs" / "demo" / "shufflenet_v2_digits_cpu.yaml")
+# The demo recipe cut down: 640 of the digits per epoch (20 steps of 32), 3 epochs, EMA on.
+TINY = ["--config", DEMO, "--num_samples", "640", "--batch_size", "32", "--epoch_size", "3", "--decay_epochs", "2",
+        "--lr", "0.02", "--log_interval", "4", "--ema", "true", "--ema_decay", "0.9", "--hflip", "0.5",
+        "--color_jitter", "0.2", "--seed", "7"]
+
+
+def run_train(args, cwd, timeout=300, env=None):
+    return subprocess.run([PYTHON, str(ROOT / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    from mindcv_shufflenet.data.digits import write_digits_imagefolder
+
+    root = tmp_path_factory.mktemp("digits")
+    write_digits_imagefolder(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference_run(images, tmp_path_factory):
+    """The uninterrupted 3-epoch run that the other tests compare against."""
+    out = tmp_path_factory.mktemp("reference")
+    proc = run_train([*TINY, "--data_dir", str(images), "--ckpt_save_dir", str(out)], cwd=out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def last_state(run_dir: Path):
+    return read_checkpoint(run_dir / "shufflenet_v2_x0_5-last.ckpt")
+
+
+@pytest.mark.slow
+def test_training_writes_checkpoints_config_metrics_and_plot(reference_run):
+    out, stdout = reference_run
+    for name in ("config.yaml", "metrics.jsonl", "train.log", "curves.png", "classes.txt", "checkpoints.json",
+                 "shufflenet_v2_x0_5-last.ckpt", "shufflenet_v2_x0_5-best.ckpt", "shufflenet_v2_x0_5-3_20.ckpt"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".*partial*"))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[-1]["train_loss"] < records[0]["train_loss"]
+    assert all(0 <= r["val_top1"] <= 100 for r in records)
+    assert (out / "classes.txt").read_text().split() == [str(d) for d in range(10)]
+    # What the user sees: speed, data wait, compile time once, per-epoch validation.
+    assert stdout.count("first step (graph compile and run)") == 1
+    assert "ms/step" in stdout and "img/s" in stdout and "data wait" in stdout and "lr " in stdout
+    assert "epoch 3/3 done" in stdout and "val top-1" in stdout
+    assert (out / "train.log").read_text().strip().splitlines()[-1] == stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_best_checkpoint_validates_to_its_recorded_accuracy(reference_run, images, tmp_path):
+    out, _ = reference_run
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    best = max(r["val_top1"] for r in records)
+    result = tmp_path / "val.json"
+    proc = subprocess.run([PYTHON, str(ROOT / "validate.py"), "--config", str(out / "config.yaml"),
+                           "--ckpt_path", str(out / "shufflenet_v2_x0_5-best.ckpt"), "--json", str(result)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "top-1" in proc.stdout
+    assert json.loads(result.read_text())["top1"] == pytest.approx(best, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_uninterrupted_weights(reference_run, images, tmp_path):
+    reference, _ = reference_run
+    out = tmp_path / "run"
+    args = [*TINY, "--data_dir", str(images), "--ckpt_save_dir", str(out), "--resume", "auto"]
+    proc = subprocess.Popen([PYTHON, str(ROOT / "train.py"), *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    first_epoch = out / "shufflenet_v2_x0_5-1_20.ckpt"
+    while not first_epoch.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert done and done[-1] < 3, "the run finished before it could be killed"
+
+    resumed = run_train(args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout
+    expected, got = last_state(reference), last_state(out)
+    assert set(got) == set(expected)
+    different = [name for name in expected if not np.array_equal(expected[name], got[name])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+    assert any(name.startswith("ema.") for name in got) and "global_step" in got
+    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_finished_run_resumed_again_trains_nothing(reference_run, images, tmp_path):
+    reference, _ = reference_run
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    proc = run_train([*TINY, "--data_dir", str(images), "--ckpt_save_dir", str(copy), "--resume", "auto"],
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "nothing to do: 3 epochs done" in proc.stdout
+    assert "first step" not in proc.stdout
+
+
+@pytest.mark.slow
+def test_msrun_two_workers_train_one_model_on_disjoint_halves(images, tmp_path):
+    msrun = shutil.which("msrun", path=str(Path(PYTHON).parent))
+    assert msrun, "msrun comes with mindspore"
+    out = tmp_path / "run"
+    env = {**os.environ, "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    port = 8200 + os.getpid() % 500
+    cmd = [msrun, "--worker_num", "2", "--local_worker_num", "2", "--master_addr", "127.0.0.1", "--master_port",
+           str(port), "--log_dir", str(tmp_path / "logs"), "--join", "True", "python", str(ROOT / "train.py"),
+           *TINY, "--epoch_size", "2", "--decay_epochs", "1", "--data_dir", str(images), "--ckpt_save_dir", str(out), "--distribute", "True"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=400, env=env)
+    rank0 = (tmp_path / "logs" / "worker_0.log").read_text()
+    rank1 = (tmp_path / "logs" / "worker_1.log").read_text()
+    assert proc.returncode == 0, rank0[-2000:] + rank1[-2000:]
+    # 640 images over 2 ranks x batch 32: 10 steps per epoch each (20 alone), every rank on its own half.
+    assert "640 training images, 10 steps of 32 x 2 device(s)" in rank0
+    assert "parameters identical on all 2 ranks" in rank0
+    assert "epoch 2/2 done" in rank0 and "val top-1" in rank0
+    assert "epoch 1/2" not in rank1 and "note:" not in rank1  # only rank 0 logs
+    log = (out / "train.log").read_text()
+    assert log.count("epoch 1/2 done") == 1  # only rank 0 writes
+    assert (out / "shufflenet_v2_x0_5-2_10.ckpt").is_file()
+
+
+def test_distribute_without_msrun_is_a_clear_error(images, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("MS_WORKER_NUM", "MS_SCHED_HOST", "RANK_TABLE_FILE")}
+    proc = run_train([*TINY, "--data_dir", str(images), "--ckpt_save_dir", str(tmp_path), "--distribute", "true"],
+                     cwd=tmp_path, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: distribute: true needs one process per device, started by msrun")
+    assert "Traceback" not in proc.stderr
+
+
+def test_unwritable_checkpoint_folder_is_refused_before_training(images, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = run_train([*TINY, "--data_dir", str(images), "--ckpt_save_dir", str(blocker / "run")], cwd=tmp_path,
+                     timeout=120)
+    assert proc.returncode == 2
+    assert "is not writable" in proc.stderr and "--ckpt_save_dir" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_config_error_exits_2_with_one_line(tmp_path):
+    proc = run_train(["--model", "shufflenet_v2_x0_5", "--lr", "-1"], cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: lr must be > 0, got -1.0"

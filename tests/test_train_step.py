@@ -1,0 +1,114 @@
+"""The train-step Cell: loss scaling, skipped non-finite updates, accumulation, clipping and EMA,
+checked against hand computations on a small network (no BatchNorm, so batches can be split exactly)."""
+
+import math
+
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import nn
+
+from mindcv_shufflenet.engine.loss import create_loss
+from mindcv_shufflenet.engine.train_step import EMA_WARMUP, SCALE_FACTOR, TrainStep
+
+
+class TinyNet(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Dense(6, 5)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Dense(5, 3)
+
+    def construct(self, x):
+        return self.fc2(self.relu(self.fc1(x)))
+
+
+def make_step(lr=0.1, momentum=0.0, **kwargs):
+    ms.set_seed(0)
+    net = TinyNet()
+    opt = nn.Momentum(net.trainable_params(), learning_rate=lr, momentum=momentum)
+    step = TrainStep(net, create_loss("CE"), opt, **kwargs)
+    step.set_train(True)
+    return net, step
+
+
+def weights(net):
+    return {p.name: p.asnumpy().copy() for p in net.trainable_params()}
+
+
+def batch(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return (ms.Tensor(rng.normal(size=(n, 6)).astype(np.float32)),
+            ms.Tensor(rng.integers(0, 3, n).astype(np.int32)))
+
+
+def test_fixed_loss_scale_gives_the_unscaled_update():
+    plain_net, plain = make_step()
+    scaled_net, scaled = make_step(loss_scale=1024.0)
+    x, y = batch()
+    plain(x, y)
+    loss, finite, scale = scaled(x, y)
+    assert bool(finite.asnumpy()) and float(scale.asnumpy()) == 1024.0
+    for name, value in weights(plain_net).items():
+        np.testing.assert_allclose(weights(scaled_net)[name], value, rtol=1e-5, atol=1e-7)
+
+
+def test_non_finite_step_changes_no_weight_and_halves_a_dynamic_scale():
+    net, step = make_step(loss_scale=1024.0, dynamic_loss_scale=True)
+    before = weights(net)
+    x, y = batch()
+    bad = ms.Tensor(np.full((8, 6), np.inf, np.float32))
+    loss, finite, scale = step(bad, y)
+    assert not bool(finite.asnumpy())
+    assert float(step.scale_sense.asnumpy()) == 1024.0 / SCALE_FACTOR
+    assert int(step.optimizer.global_step.asnumpy()[0]) == 0
+    for name, value in weights(net).items():
+        np.testing.assert_array_equal(value, before[name])
+    _, finite, _ = step(x, y)  # a clean step afterwards is applied
+    assert bool(finite.asnumpy()) and int(step.optimizer.global_step.asnumpy()[0]) == 1
+
+
+def test_non_finite_step_is_skipped_with_a_fixed_scale_too():
+    net, step = make_step(loss_scale=8.0)
+    before = weights(net)
+    _, y = batch()
+    step(ms.Tensor(np.full((8, 6), np.nan, np.float32)), y)
+    assert float(step.scale_sense.asnumpy()) == 8.0
+    for name, value in weights(net).items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_accumulation_applies_the_mean_gradient_of_its_batches_once():
+    whole_net, whole = make_step()
+    acc_net, accumulated = make_step(accumulation_steps=2)
+    x, y = batch(8)
+    whole(x, y)
+    accumulated(x[:4], y[:4])
+    assert int(accumulated.optimizer.global_step.asnumpy()[0]) == 0  # nothing applied after the first half
+    accumulated(x[4:], y[4:])
+    assert int(accumulated.optimizer.global_step.asnumpy()[0]) == 1
+    for name, value in weights(whole_net).items():
+        np.testing.assert_allclose(weights(acc_net)[name], value, rtol=1e-5, atol=1e-6)
+    assert all(np.all(a.asnumpy() == 0) for a in accumulated.grad_accum)  # ready for the next update
+
+
+def test_clipping_bounds_the_update_by_the_global_norm():
+    lr, clip = 1.0, 1e-3
+    net, step = make_step(lr=lr, clip_grad_norm=clip)
+    before = weights(net)
+    step(*batch())
+    update = np.sqrt(sum(np.sum((weights(net)[n] - before[n]) ** 2) for n in before))
+    assert update == pytest.approx(lr * clip, rel=1e-4)
+
+
+def test_ema_follows_mindcvs_warmed_up_decay():
+    decay = 0.9
+    net, step = make_step(ema_decay=decay)
+    ema = {n: v.copy() for n, v in weights(net).items()}
+    for updates in (1, 2, 3):
+        step(*batch(seed=updates))
+        d = decay * (1 - math.exp(-updates / EMA_WARMUP))
+        ema = {n: d * ema[n] + (1 - d) * w for n, w in weights(net).items()}
+    got = {p.name[len("ema."):]: p.asnumpy() for p in step.ema_params}
+    for name, value in ema.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-7)
