@@ -207,8 +207,9 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
     for epoch in range(state.epoch + 1, cfg.epoch_size + 1):
         data = first if epoch == 1 else train_data(epoch - 1)
         epoch_start = time.perf_counter()
-        window_loss, window_steps, window_wait, window_start = 0.0, 0, 0.0, time.perf_counter()
-        epoch_loss_sum, epoch_loss_count = 0.0, 0
+        window_loss, window_loss_n, window_steps, window_wait = 0.0, 0, 0, 0.0
+        window_start = time.perf_counter()
+        epoch_loss_sum, epoch_loss_count, skipped = 0.0, 0, 0
         # Ascend with sinking runs `chunk` steps per call on the device; elsewhere one step per call.
         chunk = _sink_chunk(steps_per_epoch, cfg.log_interval) if sink else 1
         if sink:
@@ -235,13 +236,16 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
                 window_wait += wait
                 window_steps += chunk
             steps_done_here += chunk
+            if math.isfinite(loss_value):
+                window_loss += loss_value * chunk
+                window_loss_n += chunk
+                epoch_loss_sum += loss_value * chunk
+                epoch_loss_count += chunk
             if finite_value and math.isfinite(loss_value):
                 bad_steps = 0
-                window_loss += loss_value
-                epoch_loss_sum += loss_value
-                epoch_loss_count += 1
             else:
-                bad_steps += 1
+                bad_steps += chunk
+                skipped += chunk
                 if bad_steps >= cfg.max_bad_steps:
                     raise TrainingError(
                         f"{bad_steps} consecutive steps with non-finite loss or gradients (epoch {epoch}, step "
@@ -253,12 +257,13 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
                 global_step = (epoch - 1) * steps_per_epoch + step
                 remaining = (cfg.epoch_size * steps_per_epoch - global_step) * elapsed / window_steps
                 lr_now = float(lr_table[min(len(lr_table) - 1, ((global_step - 1) // accumulation))])
-                mean_loss = window_loss / max(1, window_steps) if window_loss else loss_value
+                mean_loss = window_loss / window_loss_n if window_loss_n else loss_value
                 scale_note = f" | loss scale {float(scale.asnumpy()):g}" if cfg.loss_scale_type == "dynamic" else ""
                 console(f"epoch {epoch}/{cfg.epoch_size} step {step}/{steps_per_epoch} | loss {mean_loss:.4f} | "
                         f"lr {lr_now:.6f} | {ms_per_step:.1f} ms/step | {world_batch * 1000 / ms_per_step:.1f} img/s"
                         f" | data wait {100 * window_wait / elapsed:.1f}%{scale_note} | eta {_format_eta(remaining)}")
-                window_loss, window_steps, window_wait, window_start = 0.0, 0, 0.0, time.perf_counter()
+                window_loss, window_loss_n, window_steps, window_wait = 0.0, 0, 0, 0.0
+                window_start = time.perf_counter()
         train_seconds = time.perf_counter() - epoch_start
         last_loss = epoch_loss_sum / epoch_loss_count if epoch_loss_count else math.nan
         if all_reduce is not None:
@@ -273,7 +278,7 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
 
         record: Dict[str, object] = {"epoch": epoch, "train_loss": last_loss,
                                      "lr": float(lr_table[epoch * updates_per_epoch - 1]),
-                                     "train_seconds": round(train_seconds, 3)}
+                                     "train_seconds": round(train_seconds, 3), "skipped_steps": skipped}
         eval_line = ""
         validate_now = eval_data is not None and (epoch % cfg.val_interval == 0 or epoch == cfg.epoch_size)
         if validate_now:
@@ -293,6 +298,8 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
                                    top1=last_eval.top1 if validate_now else None)
             metrics.append(record)
         best_note = f" | best {best_top1:.2f}% (epoch {best_epoch})" if best_epoch > 0 else ""
+        if skipped:
+            best_note += f" | {skipped} step(s) skipped: non-finite gradients"
         console(f"epoch {epoch}/{cfg.epoch_size} done in {train_seconds:.1f} s | train loss {last_loss:.4f}"
                 f"{eval_line}{best_note}")
         epochs_run += 1
