@@ -5,11 +5,13 @@ from .complexity import ParamCount, count_macs, count_params
 from .registry import create_model, list_models, register_model
 from .shufflenet_v1 import SHUFFLENET_V1_CHANNELS, ShuffleNetV1
 from .shufflenet_v2 import SHUFFLENET_V2_CHANNELS, ShuffleNetV2
-from .weights import CheckpointMismatchError, load_checkpoint, load_pretrained, load_state_dict
+from .weights import (CheckpointMismatchError, checkpoint_record, load_checkpoint, load_pretrained,
+                      load_state_dict, save_checkpoint)
 
 __all__ = [
     "create_model", "list_models", "register_model",
     "ShuffleNetV1", "ShuffleNetV2", "SHUFFLENET_V1_CHANNELS", "SHUFFLENET_V2_CHANNELS",
     "count_params", "count_macs", "ParamCount",
     "load_checkpoint", "load_state_dict", "load_pretrained", "CheckpointMismatchError",
+    "save_checkpoint", "checkpoint_record",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
+import numpy as np
 from mindspore import Tensor, nn, ops
 from mindspore.common import initializer as init
 
@@ -21,12 +24,49 @@ def downsample_pool(kind: str, pool_padding: str) -> nn.Cell:
     if kind == "max":
         if pool_padding == "same":
             return nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
-        return nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
-    if kind == "avg":
+        pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
+    elif kind == "avg":
         if pool_padding == "same":
             return nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="same")
-        return nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1, count_include_pad=True)
-    raise ValueError(f"unknown pool kind {kind!r}: choose 'max' or 'avg'")
+        pool = nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1, count_include_pad=True)
+    else:
+        raise ValueError(f"unknown pool kind {kind!r}: choose 'max' or 'avg'")
+    pool.symmetric_padding = 1  # export.py rewrites it as an explicit pad (ONNX has no such pool op)
+    return pool
+
+
+class PadValueConv2d(nn.Conv2d):
+    """A convolution whose zero padding is replaced by a constant per input channel.
+
+    Computed as ``conv(pad(x - value) + value)`` with the convolution's own padding turned off, so the
+    parameters (``weight``, ``bias``) and their names are those of an ``nn.Conv2d``. Weights converted
+    from the official (Megvii) code use it on the stem: that code pads its BGR 0-255 input with zeros
+    (black), which after this project's mean/std normalization is ``-mean/std``, not 0.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int,
+                 pad_value: Sequence[float], has_bias: bool = False) -> None:
+        super().__init__(in_channels, out_channels, kernel_size=kernel_size, stride=stride, pad_mode="valid",
+                         has_bias=has_bias)
+        if len(pad_value) != in_channels:
+            raise ValueError(f"pad_value needs one value per input channel ({in_channels}), got {tuple(pad_value)}")
+        self.pad_value = Tensor(np.asarray(pad_value, np.float32).reshape(1, -1, 1, 1))
+        # the Pad primitive (zeros), not ops.pad: MindSpore exports only the former to ONNX
+        self.zero_pad = ops.Pad(((0, 0), (0, 0), (padding, padding), (padding, padding)))
+
+    def construct(self, x: Tensor) -> Tensor:
+        x = self.zero_pad(x - self.pad_value) + self.pad_value
+        output = self.conv2d(x, self.weight)
+        if self.has_bias:
+            output = self.bias_add(output, self.bias)
+        return output
+
+
+def stem_conv(in_channels: int, out_channels: int, pad_value: Optional[Sequence[float]] = None) -> nn.Conv2d:
+    """The 3x3 stride-2 stem convolution, padded with zeros or, given ``pad_value``, with those values."""
+    if pad_value is None:
+        return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=2, pad_mode="pad", padding=1)
+    return PadValueConv2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1, pad_value=pad_value)
 
 
 class GlobalAvgPool(nn.Cell):
@@ -47,10 +87,11 @@ class ChannelShuffle(nn.Cell):
         self.transpose = ops.Transpose()
 
     def construct(self, x: Tensor) -> Tensor:
-        b, c, h, w = x.shape
-        x = ops.reshape(x, (b, c // self.groups, self.groups, h, w))
+        _, c, h, w = x.shape
+        # -1 for the batch, so that an exported graph (ONNX) keeps a dynamic batch axis
+        x = ops.reshape(x, (-1, c // self.groups, self.groups, h, w))
         x = self.transpose(x, (0, 2, 1, 3, 4))
-        return ops.reshape(x, (b, c, h, w))
+        return ops.reshape(x, (-1, c, h, w))
 
 
 class EvenOddSplit(nn.Cell):
@@ -68,9 +109,10 @@ class EvenOddSplit(nn.Cell):
         self.split = ops.Split(axis=2, output_num=2)
 
     def construct(self, x: Tensor):
-        b, c, h, w = x.shape
-        even, odd = self.split(ops.reshape(x, (b, c // 2, 2, h, w)))
-        return ops.reshape(even, (b, c // 2, h, w)), ops.reshape(odd, (b, c // 2, h, w))
+        _, c, h, w = x.shape
+        # -1 for the batch, so that an exported graph (ONNX) keeps a dynamic batch axis
+        even, odd = self.split(ops.reshape(x, (-1, c // 2, 2, h, w)))
+        return ops.reshape(even, (-1, c // 2, h, w)), ops.reshape(odd, (-1, c // 2, h, w))
 
 
 def init_like_mindcv(net: nn.Cell) -> None:

@@ -48,6 +48,7 @@ def create_model(
     pretrained: bool = False,
     checkpoint_path: Optional[str] = None,
     ema: bool = False,
+    finetune: bool = False,
     **kwargs,
 ) -> nn.Cell:
     """Build a registered model, optionally with weights.
@@ -58,23 +59,45 @@ def create_model(
         pretrained: load MindCV's released ImageNet weights from the local weights folder
             (see ``weights.pretrained_dir``).
         checkpoint_path: load this checkpoint strictly (every network parameter must be in it with the
-            right shape); MindCV checkpoints of either V1 layout are accepted. Empty means none.
+            right shape); MindCV checkpoints of either V1 layout are accepted. Empty means none. Model
+            options the file records (converted torchvision/official weights record ``pool_padding``,
+            ``proj_channels``, ...) are applied; passing a different value for one is an error.
         ema: take the weights from the checkpoint's EMA copy (``ema.*``) instead of the raw ones.
-        **kwargs: passed to the model class, e.g. ``pool_padding="symmetric"``.
+        finetune: the checkpoint is a starting point for another class count: if its classifier has
+            another number of classes than ``num_classes``, the classifier is re-initialised (a message
+            says so) and everything else loads strictly. Without it, that is an error.
+        **kwargs: passed to the model class, e.g. ``pool_padding="symmetric"``. A value of None means
+            "not given": the checkpoint's recorded option, or the model's default.
     """
-    from .weights import load_checkpoint
+    from .weights import load_state_dict, merge_options, read_checkpoint_with_meta
 
     name = canonical_model_name(model_name)
+    kwargs = {key: value for key, value in kwargs.items() if value is not None}
     if pretrained and checkpoint_path:
         raise ValueError("pass either pretrained=True or checkpoint_path, not both")
     if ema and not checkpoint_path:
         raise ValueError("ema=True selects the EMA weights of a checkpoint: give checkpoint_path too")
+    if finetune and not checkpoint_path:
+        raise ValueError("finetune=True re-initialises a checkpoint's classifier: give checkpoint_path too "
+                         "(pretrained=True does it by itself)")
+    state = None
+    if checkpoint_path:
+        state, meta = read_checkpoint_with_meta(checkpoint_path)
+        recorded = meta.get("model")
+        if recorded and canonical_model_name(recorded) != name:
+            raise ValueError(f"{checkpoint_path} holds {recorded} weights, not {name}")
+        kwargs = merge_options(meta.get("options", {}), kwargs, str(checkpoint_path))
     try:
         model = _MODELS[name](pretrained=pretrained, num_classes=num_classes, in_channels=in_channels, **kwargs)
     except TypeError as err:
         if "unexpected keyword argument" not in str(err):
             raise
         raise ValueError(f"{name}: {err}") from None
-    if checkpoint_path:
-        load_checkpoint(model, checkpoint_path, ema=ema)
+    if state is not None:
+        from .weights import CheckpointMismatchError
+
+        try:
+            load_state_dict(model, state, ema=ema, finetune=finetune, source=str(checkpoint_path))
+        except CheckpointMismatchError as err:
+            raise CheckpointMismatchError(f"{checkpoint_path}: {err}") from None
     return model

@@ -10,11 +10,11 @@ loads MindCV's released V1 checkpoints as they are.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from mindspore import Tensor, nn, ops
 
-from .layers import ChannelShuffle, GlobalAvgPool, downsample_pool, init_like_mindcv
+from .layers import ChannelShuffle, GlobalAvgPool, downsample_pool, init_like_mindcv, stem_conv
 from .registry import register_model
 from .weights import load_pretrained
 
@@ -101,6 +101,8 @@ class ShuffleNetV1(nn.Cell):
         pool_padding: padding of the stem max pool and the shortcut average pools, "same" (MindCV 0.3.0,
             which trained the released checkpoints; the default) or "symmetric" (official code, MindCV's
             current main); see ``layers.downsample_pool``.
+        stem_pad_value: pad the stem conv's input with these values (one per image channel) instead
+            of zeros; converted official weights record it (see ``convert.megvii``).
         drop_rate: dropout probability before the classifier (0: none).
     """
 
@@ -112,6 +114,7 @@ class ShuffleNetV1(nn.Cell):
         in_channels: int = 3,
         stage_repeats: Sequence[int] = STAGE_REPEATS,
         pool_padding: str = "same",
+        stem_pad_value: Optional[Sequence[float]] = None,
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
@@ -120,9 +123,13 @@ class ShuffleNetV1(nn.Cell):
         self.channels = tuple(channels)
         self.groups = groups
         self.num_classes = num_classes
+        self.options: Dict[str, Any] = {
+            "pool_padding": pool_padding,
+            "stem_pad_value": None if stem_pad_value is None else [float(v) for v in stem_pad_value],
+        }
 
         self.first_conv = nn.SequentialCell(
-            nn.Conv2d(in_channels, stem, kernel_size=3, stride=2, pad_mode="pad", padding=1),
+            stem_conv(in_channels, stem, stem_pad_value),
             nn.BatchNorm2d(stem),
             nn.ReLU(),
         )

@@ -8,11 +8,11 @@ producing the rest. Interleaving the split with the concat in this way *is* the 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from mindspore import Tensor, nn, ops
 
-from .layers import EvenOddSplit, GlobalAvgPool, downsample_pool, init_like_mindcv
+from .layers import EvenOddSplit, GlobalAvgPool, downsample_pool, init_like_mindcv, stem_conv
 from .registry import register_model
 from .weights import load_pretrained
 
@@ -26,6 +26,7 @@ SHUFFLENET_V2_CHANNELS = {
     "x2_0": (24, 244, 488, 976, 2048),
 }
 STAGE_REPEATS = (4, 8, 4)
+PROJ_CHANNELS = ("input", "half")
 
 
 class ShuffleV2Block(nn.Cell):
@@ -37,14 +38,19 @@ class ShuffleV2Block(nn.Cell):
         out_channels: channels the unit outputs.
         mid_channels: width of the main branch's depthwise conv.
         stride: 1 (basic unit) or 2 (spatial downsampling unit).
+        proj_out: (stride 2) channels the projection branch outputs; the main branch makes the rest.
+            Default ``in_channels`` (MindCV, official code); torchvision gives each branch half.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, mid_channels: int, stride: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, mid_channels: int, stride: int,
+                 proj_out: Optional[int] = None) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"ShuffleV2Block stride must be 1 or 2, got {stride}")
         self.stride = stride
-        main_out = out_channels - in_channels
+        if stride == 1 or proj_out is None:
+            proj_out = in_channels
+        main_out = out_channels - proj_out
         self.branch_main = nn.SequentialCell(
             nn.Conv2d(in_channels, mid_channels, kernel_size=1),
             nn.BatchNorm2d(mid_channels),
@@ -61,8 +67,8 @@ class ShuffleV2Block(nn.Cell):
                 nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=2, pad_mode="pad", padding=1,
                           group=in_channels),
                 nn.BatchNorm2d(in_channels),
-                nn.Conv2d(in_channels, in_channels, kernel_size=1),
-                nn.BatchNorm2d(in_channels),
+                nn.Conv2d(in_channels, proj_out, kernel_size=1),
+                nn.BatchNorm2d(proj_out),
                 nn.ReLU(),
             )
             self.split = None
@@ -90,6 +96,12 @@ class ShuffleNetV2(nn.Cell):
         stage_repeats: units per stage (the first of each downsamples).
         pool_padding: stem max pool padding, "same" (MindCV, the default) or "symmetric"
             (torchvision, official code); see ``layers.downsample_pool``.
+        proj_channels: what a stride-2 unit's projection branch outputs: "input" (its input width, the
+            main branch making the rest; MindCV and the official code, the default) or "half" (half the
+            unit's output; torchvision). They differ only in stage 2's first unit, and not at 0.5x.
+        classifier_bias: give the classifier a bias (torchvision's ``fc`` has one; MindCV's has not).
+        stem_pad_value: pad the stem conv's input with these values (one per image channel) instead
+            of zeros; converted official weights record it (see ``convert.megvii``).
         drop_rate: dropout probability before the classifier (0: none).
     """
 
@@ -100,16 +112,25 @@ class ShuffleNetV2(nn.Cell):
         in_channels: int = 3,
         stage_repeats: Sequence[int] = STAGE_REPEATS,
         pool_padding: str = "same",
+        proj_channels: str = "input",
+        classifier_bias: bool = False,
+        stem_pad_value: Optional[Sequence[float]] = None,
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
         _check_channels(channels, stage_repeats)
+        if proj_channels not in PROJ_CHANNELS:
+            raise ValueError(f"unknown proj_channels {proj_channels!r}: choose one of {', '.join(PROJ_CHANNELS)}")
         stem, *stage_channels, last = channels
         self.channels = tuple(channels)
         self.num_classes = num_classes
+        self.options: Dict[str, Any] = {
+            "pool_padding": pool_padding, "proj_channels": proj_channels, "classifier_bias": bool(classifier_bias),
+            "stem_pad_value": None if stem_pad_value is None else [float(v) for v in stem_pad_value],
+        }
 
         self.first_conv = nn.SequentialCell(
-            nn.Conv2d(in_channels, stem, kernel_size=3, stride=2, pad_mode="pad", padding=1),
+            stem_conv(in_channels, stem, stem_pad_value),
             nn.BatchNorm2d(stem),
             nn.ReLU(),
         )
@@ -118,7 +139,8 @@ class ShuffleNetV2(nn.Cell):
         blocks = []
         width = stem
         for out_channels, repeats in zip(stage_channels, stage_repeats):
-            blocks.append(ShuffleV2Block(width, out_channels, out_channels // 2, stride=2))
+            proj_out = width if proj_channels == "input" else out_channels // 2
+            blocks.append(ShuffleV2Block(width, out_channels, out_channels // 2, stride=2, proj_out=proj_out))
             for _ in range(repeats - 1):
                 blocks.append(ShuffleV2Block(out_channels // 2, out_channels, out_channels // 2, stride=1))
             width = out_channels
@@ -130,7 +152,7 @@ class ShuffleNetV2(nn.Cell):
             nn.ReLU(),
         )
         self.pool = GlobalAvgPool()
-        self.classifier = nn.Dense(last, num_classes, has_bias=False)
+        self.classifier = nn.Dense(last, num_classes, has_bias=bool(classifier_bias))
         # Dropout before the classifier (the official V2 2.0x uses 0.2); no parameters, so no name changes.
         if not 0 <= drop_rate < 1:
             raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")

@@ -1,0 +1,181 @@
+"""The official (Megvii) ShuffleNet V2 / V1 weights -> this project's layout, with their input folded in.
+
+Layout. The official V2 is MindCV's network (MindCV ported it): the names map one to one
+(``classifier.0`` -> ``classifier``). The official V1 applies its channel shuffle after the depthwise
+conv, MindCV before it; a depthwise conv and its BatchNorm act channel by channel, so moving them
+behind the shuffle only permutes their channels. Both pad their pools on every side
+(``pool_padding="symmetric"``).
+
+Input. The official code feeds BGR images in 0-255 without mean/std, where this project feeds
+``n = (rgb - mean) / std``. With ``rgb = std * n + mean``, the stem conv ``W`` (BGR input channels) on
+the official input equals the conv ``W'[:, c] = W[:, 2 - c] * std[c]`` on ``n`` plus the constant
+``b = sum W' * mean / std``, which moves into the BatchNorm's moving mean. That is exact where the 3x3
+window lies inside the image. At the border the official conv reads zero padding, a black pixel,
+which is ``-mean / std`` after normalization, not the 0 this network pads with; no choice of weights
+repairs that, because a conv's bias cannot vary with position. So the converted weights record
+``stem_pad_value = -mean / std``: the stem conv then pads with the normalized black pixel and the
+conversion is exact everywhere. ``exact_border=False`` leaves it out (a plain network, MindCV's
+structure), which changes the stem's output on its first row and column (and last, for odd sizes).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .common import ConvertedWeights, SourceState, as_float32, bn
+
+__all__ = ["from_megvii_v2", "from_megvii_v1", "from_megvii", "fold_bgr255_stem"]
+
+_FEATURE = re.compile(r"^features\.(\d+)\.")
+
+
+def fold_bgr255_stem(weight: np.ndarray, moving_mean: np.ndarray, mean: Sequence[float],
+                     std: Sequence[float]) -> Tuple[np.ndarray, np.ndarray, list]:
+    """Fold "BGR, 0-255" into a stem conv ``weight`` [out, 3 (BGR), k, k] and its BatchNorm.
+
+    Returns the conv weight for RGB input normalized by ``mean``/``std`` (0-255 scale, RGB order), the
+    BatchNorm moving mean to go with it, and the per-channel padding value (``-mean/std``) that makes
+    the result exact at the image border (see the module docstring).
+    """
+    mean = np.asarray(mean, np.float64)
+    std = np.asarray(std, np.float64)
+    if weight.ndim != 4 or weight.shape[1] != 3:
+        raise ValueError(f"the stem conv weight has shape {weight.shape}, expected [out, 3, k, k]")
+    rgb_weight = weight[:, ::-1].astype(np.float64) * std[None, :, None, None]
+    pad_value = -mean / std
+    shift = np.einsum("ochw,c->o", rgb_weight, pad_value)  # the padded conv minus the official one
+    return rgb_weight, moving_mean.astype(np.float64) + shift, [float(v) for v in pad_value]
+
+
+def _stem_and_head(src: SourceState, out: Dict[str, np.ndarray], mean: Optional[Sequence[float]],
+                   std: Optional[Sequence[float]], exact_border: bool) -> Tuple[int, dict]:
+    from ..data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
+
+    mean = IMAGENET_MEAN if mean is None else mean
+    std = IMAGENET_STD if std is None else std
+    stem = src.shape("first_conv.0.weight")[0]
+    weight = src.take("first_conv.0.weight", (stem, 3, 3, 3))
+    bn(src, "first_conv.1", "first_conv.1", out)
+    out["first_conv.0.weight"], out["first_conv.1.moving_mean"], pad_value = fold_bgr255_stem(
+        weight, out["first_conv.1.moving_mean"], mean, std)
+    options = {"pool_padding": "symmetric", "stem_pad_value": pad_value if exact_border else None}
+    return stem, options
+
+
+def _units(state: Mapping[str, np.ndarray]) -> int:
+    units = {int(m[1]) for key in state if (m := _FEATURE.match(key))}
+    if not units or units != set(range(len(units))):
+        raise ValueError(f"not an official ShuffleNet state dict: features units are {sorted(units)}")
+    return len(units)
+
+
+def from_megvii_v2(state: Mapping[str, np.ndarray], mean: Optional[Sequence[float]] = None,
+                   std: Optional[Sequence[float]] = None, exact_border: bool = True) -> ConvertedWeights:
+    """Convert the official ShuffleNetV2 state dict (``name -> array``, any width) to this project's,
+    for input normalized with ``mean``/``std`` (default ImageNet's, as ``eval_transforms``)."""
+    src = SourceState(state, "official ShuffleNetV2 state dict")
+    if "first_conv.0.weight" not in src or "conv_last.0.weight" not in src:
+        raise ValueError("not an official ShuffleNetV2 state dict: first_conv.0.weight or conv_last.0.weight "
+                         "is missing (a V1 file? use a shufflenet_v1 model)")
+    out: Dict[str, np.ndarray] = {}
+    stem, options = _stem_and_head(src, out, mean, std, exact_border)
+    channels, repeats = [stem], []
+    width = stem
+    for unit in range(_units(state)):
+        p = f"features.{unit}"
+        main_in, mid = src.shape(f"{p}.branch_main.0.weight")[1], src.shape(f"{p}.branch_main.0.weight")[0]
+        if f"{p}.branch_proj.0.weight" in src:  # stride 2: a new stage
+            proj = src.shape(f"{p}.branch_proj.2.weight")[0]
+            out[f"{p}.branch_proj.0.weight"] = src.take(f"{p}.branch_proj.0.weight", (width, 1, 3, 3))
+            bn(src, f"{p}.branch_proj.1", f"{p}.branch_proj.1", out)
+            out[f"{p}.branch_proj.2.weight"] = src.take(f"{p}.branch_proj.2.weight", (proj, width, 1, 1))
+            bn(src, f"{p}.branch_proj.3", f"{p}.branch_proj.3", out)
+            expected_in = width
+            repeats.append(0)
+        else:
+            if not repeats:
+                raise ValueError(f"official ShuffleNetV2 state dict: {p} is a stride-1 unit before any stage began")
+            proj = width // 2
+            expected_in = width // 2
+        if main_in != expected_in:
+            raise ValueError(f"official ShuffleNetV2 state dict: {p}.branch_main.0.weight reads {main_in} "
+                             f"channels, expected {expected_in}")
+        main_out = src.shape(f"{p}.branch_main.5.weight")[0]
+        out[f"{p}.branch_main.0.weight"] = src.take(f"{p}.branch_main.0.weight", (mid, main_in, 1, 1))
+        bn(src, f"{p}.branch_main.1", f"{p}.branch_main.1", out)
+        out[f"{p}.branch_main.3.weight"] = src.take(f"{p}.branch_main.3.weight", (mid, 1, 3, 3))
+        bn(src, f"{p}.branch_main.4", f"{p}.branch_main.4", out)
+        out[f"{p}.branch_main.5.weight"] = src.take(f"{p}.branch_main.5.weight", (main_out, mid, 1, 1))
+        bn(src, f"{p}.branch_main.6", f"{p}.branch_main.6", out)
+        if repeats[-1] == 0:
+            width = proj + main_out
+            channels.append(width)
+        elif proj + main_out != width:
+            raise ValueError(f"official ShuffleNetV2 state dict: {p} outputs {proj + main_out} channels, "
+                             f"its stage {width}")
+        repeats[-1] += 1
+    last = src.shape("conv_last.0.weight")[0]
+    out["conv_last.0.weight"] = src.take("conv_last.0.weight", (last, width, 1, 1))
+    bn(src, "conv_last.1", "conv_last.1", out)
+    num_classes = src.shape("classifier.0.weight")[0]
+    out["classifier.weight"] = src.take("classifier.0.weight", (num_classes, last))
+    channels.append(last)
+    src.check_all_used()
+    return ConvertedWeights(as_float32(out), "ShuffleNetV2", tuple(channels), tuple(repeats), num_classes,
+                            options, source="megvii")
+
+
+def from_megvii_v1(state: Mapping[str, np.ndarray], mean: Optional[Sequence[float]] = None,
+                   std: Optional[Sequence[float]] = None, exact_border: bool = True) -> ConvertedWeights:
+    """Convert the official ShuffleNetV1 state dict (``name -> array``, any width and groups) to this
+    project's layout (MindCV 0.3.0's), for input normalized with ``mean``/``std``."""
+    src = SourceState(state, "official ShuffleNetV1 state dict")
+    if "first_conv.0.weight" not in src or "features.0.branch_main_1.0.weight" not in src:
+        raise ValueError("not an official ShuffleNetV1 state dict: first_conv.0.weight or "
+                         "features.0.branch_main_1.0.weight is missing (a V2 file? use a shufflenet_v2 model)")
+    out: Dict[str, np.ndarray] = {}
+    stem, options = _stem_and_head(src, out, mean, std, exact_border)
+    # groups: the first unit's last 1x1 conv is grouped; its weight is [out, mid/groups, 1, 1]
+    mid0 = src.shape("features.0.branch_main_1.0.weight")[0]
+    groups = mid0 // src.shape("features.0.branch_main_2.0.weight")[1]
+    channels, repeats = [stem], []
+    width = stem
+    for unit in range(_units(state)):
+        p = f"features.{unit}"
+        mid = src.shape(f"{p}.branch_main_1.0.weight")[0]
+        unit_out = 4 * mid  # the official code's (and MindCV's) bottleneck is out/4
+        stride2 = unit_out != width
+        main_out = unit_out - width if stride2 else unit_out
+        first_groups = 1 if unit == 0 else groups
+        out[f"{p}.branch_main_1.0.weight"] = src.take(f"{p}.branch_main_1.0.weight",
+                                                      (mid, width // first_groups, 1, 1))
+        bn(src, f"{p}.branch_main_1.1", f"{p}.branch_main_1.1", out)
+        # MindCV shuffles before the depthwise conv, the official code after: permute it and its BN
+        source_of = np.arange(mid).reshape(mid // groups, groups).T.reshape(-1) if groups > 1 else np.arange(mid)
+        out[f"{p}.branch_main_2.0.weight"] = src.take(f"{p}.branch_main_1.3.weight", (mid, 1, 3, 3))[source_of]
+        bn(src, f"{p}.branch_main_1.4", f"{p}.branch_main_2.1", out, source_of)
+        out[f"{p}.branch_main_2.2.weight"] = src.take(f"{p}.branch_main_2.0.weight", (main_out, mid // groups, 1, 1))
+        bn(src, f"{p}.branch_main_2.1", f"{p}.branch_main_2.3", out)
+        if stride2:
+            repeats.append(0)
+            width = unit_out
+            channels.append(width)
+        elif not repeats:
+            raise ValueError(f"official ShuffleNetV1 state dict: {p} is a stride-1 unit before any stage began")
+        repeats[-1] += 1
+    num_classes = src.shape("classifier.0.weight")[0]
+    out["classifier.weight"] = src.take("classifier.0.weight", (num_classes, width))
+    src.check_all_used()
+    return ConvertedWeights(as_float32(out), "ShuffleNetV1", tuple(channels), tuple(repeats), num_classes,
+                            options, groups=groups, source="megvii")
+
+
+def from_megvii(state: Mapping[str, np.ndarray], mean: Optional[Sequence[float]] = None,
+                std: Optional[Sequence[float]] = None, exact_border: bool = True) -> ConvertedWeights:
+    """Convert an official V1 or V2 state dict, telling them apart by their names."""
+    if any(key.startswith("features.0.branch_main_1.") for key in state):
+        return from_megvii_v1(state, mean, std, exact_border)
+    return from_megvii_v2(state, mean, std, exact_border)

@@ -1,0 +1,189 @@
+"""Deployment: BatchNorm folded into the convolutions, and MindIR / ONNX / AIR files with a dynamic batch.
+
+The exported graph takes what the network takes: float32 [batch, 3, H, W], RGB normalized with
+ImageNet's mean/std (``data.imagefolder.eval_transforms``), and returns the logits [batch, classes].
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn, ops
+
+from . import runtime
+
+FORMATS = ("MINDIR", "ONNX", "AIR")
+SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
+INPUT_NAME, OUTPUT_NAME = "image", "logits"
+
+
+def fold_batchnorm(net: nn.Cell) -> int:
+    """Fold every BatchNorm2d into the convolution before it (in the same SequentialCell), in place.
+
+    Each ``Conv2d -> BatchNorm2d`` pair becomes one ``Conv2d`` with a bias (the BatchNorm cell is replaced
+    by an identity): with ``s = gamma / sqrt(moving_variance + eps)``, the weights become ``W * s`` and
+    the bias ``(b - moving_mean) * s + beta``. Valid for inference only; the network is put in eval mode.
+
+    Returns:
+        How many BatchNorms were folded.
+
+    Raises:
+        ValueError: if a BatchNorm2d does not directly follow a convolution (it could not be folded).
+    """
+    net.set_train(False)
+    folded = 0
+    for name, cell in list(net.cells_and_names()):
+        if not isinstance(cell, nn.SequentialCell):
+            continue
+        for i in range(1, len(cell)):
+            conv, bn = cell[i - 1], cell[i]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
+                continue
+            scale = bn.gamma.asnumpy().astype(np.float64) / np.sqrt(
+                bn.moving_variance.asnumpy().astype(np.float64) + bn.eps)
+            bias = conv.bias.asnumpy().astype(np.float64) if conv.has_bias else 0.0
+            weight = conv.weight.asnumpy().astype(np.float64) * scale[:, None, None, None]
+            new_bias = (bias - bn.moving_mean.asnumpy()) * scale + bn.beta.asnumpy()
+            conv.weight.set_data(ms.Tensor(weight.astype(np.float32)))
+            prefix = f"{name}.{i - 1}." if name else f"{i - 1}."
+            conv.bias = ms.Parameter(ms.Tensor(new_bias.astype(np.float32)), name=prefix + "bias")
+            conv.has_bias = True
+            cell[i] = nn.Identity()
+            folded += 1
+    left = [name for name, cell in net.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
+    if left:
+        raise ValueError(f"{len(left)} BatchNorm2d cells do not follow a convolution and were not folded: {left[:4]}")
+    return folded
+
+
+class PaddedPool(nn.Cell):
+    """A zero ``Pad`` of one on every side, then ``pool`` (unpadded)."""
+
+    def __init__(self, pool: nn.Cell) -> None:
+        super().__init__()
+        self.pad = ops.Pad(((0, 0), (0, 0), (1, 1), (1, 1)))
+        self.pool = pool
+
+    def construct(self, x: ms.Tensor) -> ms.Tensor:
+        return self.pool(self.pad(x))
+
+
+def export_friendly_pools(net: nn.Cell) -> int:
+    """Replace the symmetric pools (``pool_padding="symmetric"``) by an explicit zero ``Pad`` and an
+    unpadded pool, in place. Returns how many were replaced.
+
+    MindSpore's padded pools compile to 3-D pooling ops that its ONNX exporter does not know. Zero padding
+    is what the average pool counts (``count_include_pad=True``); for the max pool it equals the proper
+    -inf padding because in these networks the max pool reads the stem's ReLU output (>= 0), which is
+    checked here. The results are the same as before.
+    """
+    replaced = 0
+    for parent_name, parent in list(net.cells_and_names()):
+        for name, child in list(parent.name_cells().items()):
+            if not getattr(child, "symmetric_padding", 0):
+                continue
+            if isinstance(child, nn.MaxPool2d):
+                stem = getattr(parent, "first_conv", None)
+                if parent_name or name != "max_pool" or not (isinstance(stem, nn.SequentialCell)
+                                                            and isinstance(stem[len(stem) - 1], nn.ReLU)):
+                    raise ValueError(f"cannot export {parent_name}.{name}: a symmetric max pool that may read "
+                                     f"negative values has no ONNX form here")
+                new = PaddedPool(nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="valid"))
+            elif isinstance(child, nn.AvgPool2d):
+                new = PaddedPool(nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="valid"))
+            else:
+                continue
+            setattr(parent, name, new)
+            replaced += 1
+    return replaced
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    file_format: str
+    folded_batchnorms: int
+    max_abs_diff: Optional[float]  # exported file vs the original network, on a random batch; None: not checked
+    checked_with: str
+
+
+def export_model(net: nn.Cell, file_name: str | os.PathLike, file_format: str = "MINDIR", image_size: int = 224,
+                 batch_size: Optional[int] = None, fold_bn: bool = True, check: bool = True,
+                 in_channels: int = 3) -> ExportResult:
+    """Export ``net`` for inference, by default with BatchNorm folded and a dynamic batch.
+
+    Args:
+        net: the network; changed in place (BatchNorm folded, symmetric pools rewritten, eval mode).
+        file_name: output path; the format's suffix (.mindir, .onnx, .air) is added if missing.
+        file_format: "MINDIR" or "ONNX" on any device, "AIR" on Ascend only.
+        image_size: height and width of the input.
+        batch_size: a fixed batch; None (default) leaves the batch axis dynamic.
+        fold_bn: fold BatchNorm into the convolutions first (:func:`fold_batchnorm`).
+        check: run the exported file (MindIR reloaded in MindSpore, ONNX in onnxruntime if installed) on
+            a random batch and report the largest difference from the original network's logits.
+
+    Raises:
+        ValueError: unknown format, AIR off Ascend, or bad sizes.
+    """
+    file_format = str(file_format).upper()
+    if file_format not in FORMATS:
+        raise ValueError(f"unknown export format {file_format!r}: choose one of {', '.join(FORMATS)}")
+    device = runtime.current_device()
+    if file_format == "AIR" and device != "Ascend":
+        raise ValueError(f"AIR export needs an Ascend device (running on {device}): export MINDIR or ONNX "
+                         f"here, or run on an Ascend machine with --device Ascend")
+    if image_size < 32:
+        raise ValueError(f"image_size must be at least 32 (five stride-2 stages), got {image_size}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    path = Path(file_name)
+    if path.suffix.lower() != SUFFIXES[file_format]:
+        path = path.with_name(path.name + SUFFIXES[file_format])
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    net.set_train(False)
+    probe = np.random.default_rng(0).standard_normal((batch_size or 2, in_channels, image_size, image_size))
+    probe = probe.astype(np.float32)
+    previous_mode = runtime.current_mode()
+    runtime.set_mode("graph")
+    try:
+        expected = net(ms.Tensor(probe)).asnumpy() if check else None
+        folded = fold_batchnorm(net) if fold_bn else 0
+        export_friendly_pools(net)
+        spec = ms.Tensor(shape=[batch_size, in_channels, image_size, image_size], dtype=ms.float32)
+        stem = str(path.with_suffix(""))
+        if file_format == "ONNX":
+            ms.onnx.export(net, spec, file_name=str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                           dynamic_axes={} if batch_size else {INPUT_NAME: {0: "batch"}})
+        else:
+            ms.export(net, spec, file_name=stem, file_format=file_format)
+        if not path.is_file():
+            raise ValueError(f"MindSpore did not write {path}")
+        diff, checked_with = None, "not checked"
+        if check:
+            diff, checked_with = _check_export(path, file_format, probe, expected)
+    finally:
+        runtime.set_mode(previous_mode)
+    return ExportResult(path, file_format, folded, diff, checked_with)
+
+
+def _check_export(path: Path, file_format: str, probe: np.ndarray,
+                  expected: np.ndarray) -> Tuple[Optional[float], str]:
+    if file_format == "MINDIR":
+        graph = ms.nn.GraphCell(ms.load(str(path)))
+        got = graph(ms.Tensor(probe)).asnumpy()
+        return float(np.abs(got - expected).max()), "MindSpore (reloaded MindIR)"
+    if file_format == "ONNX":
+        try:
+            import onnxruntime
+        except ImportError:
+            return None, "not checked (pip install onnxruntime to check)"
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: probe})[0]
+        return float(np.abs(got - expected).max()), "onnxruntime"
+    return None, "not checked (AIR runs on Ascend's inference stack)"

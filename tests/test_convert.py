@@ -1,0 +1,254 @@
+"""Weights from torchvision and from the official (Megvii) code convert exactly, without torch."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import mindspore as ms
+
+from mindcv_shufflenet import create_model
+from mindcv_shufflenet.convert import (ConvertedWeights, convert_state, from_megvii_v2, from_torchvision_v2,
+                                       read_source_weights, stage_permutations)
+from mindcv_shufflenet.convert.torchvision import TORCHVISION_OPTIONS
+from mindcv_shufflenet.data import IMAGENET_MEAN, IMAGENET_STD
+from mindcv_shufflenet.models import SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, load_state_dict
+from conftest import DATA, randomize, run_eval
+from torch_layout_reference import (MegviiShuffleNetV1, MegviiShuffleNetV2, TorchvisionShuffleNetV2, calibrate,
+                                    torch_state)
+
+ROOT = Path(__file__).resolve().parents[1]
+TOLERANCE = 1e-4  # max abs logit difference the issue asks for
+
+
+def fixture():
+    state = dict(np.load(DATA / "torchvision_shufflenet_v2_tiny.npz"))
+    expected = np.load(DATA / "torchvision_shufflenet_v2_tiny.expected.npz")
+    return state, expected["input"], expected["logits"], tuple(int(c) for c in expected["channels"])
+
+
+def max_diff(a, b):
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max())
+
+
+# Inputs of 96x96: at 64x64 the last stage's maps are 2x2 and float32 rounding, which the random
+# networks amplify, reaches 1e-4 (1.3e-4 at 2.0x; 1-3e-5 at 96x96).
+SIZE = 96
+
+
+def torchvision_reference(channels, num_classes, seed, images):
+    net = randomize(TorchvisionShuffleNetV2((4, 8, 4), channels, num_classes=num_classes), seed=seed)
+    return calibrate(net, images, seed=seed)
+
+
+def megvii_reference(model, seed, bgr_images):
+    """The official network with random weights, its stem scaled for 0-255 input as trained ones are
+    and its BatchNorm statistics measured on ``bgr_images``."""
+    if model.startswith("shufflenet_v2"):
+        ref = MegviiShuffleNetV2(SHUFFLENET_V2_CHANNELS[model.rsplit("_", 2)[-2] + "_" + model.rsplit("_", 1)[-1]])
+    else:
+        groups, width = int(model.split("_g")[1][0]), model[-2:]
+        ref = MegviiShuffleNetV1(SHUFFLENET_V1_CHANNELS[groups][width], group=groups)
+    randomize(ref, seed=seed)
+    stem = dict(ref.parameters_and_names())["first_conv.0.weight"]
+    stem.set_data(ms.Tensor(stem.asnumpy() / 60.0))
+    return calibrate(ref, bgr_images, seed=seed)
+
+
+def rgb_images(shape, seed=0):
+    return np.random.default_rng(seed).uniform(0, 255, shape).astype(np.float32)
+
+
+def normalize(rgb):
+    return ((rgb - np.array(IMAGENET_MEAN).reshape(1, 3, 1, 1)) / np.array(IMAGENET_STD).reshape(1, 3, 1, 1)
+            ).astype(np.float32)
+
+
+def run_convert(*args):
+    return subprocess.run([sys.executable, "scripts/convert_weights.py", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+
+
+# torchvision
+
+
+def test_torchvision_fixture_converts_to_torchvisions_own_logits():
+    state, x, logits, channels = fixture()
+    converted = from_torchvision_v2(state)
+    assert (converted.channels, converted.stage_repeats, converted.num_classes) == (channels, (4, 8, 4), 10)
+    assert converted.options == TORCHVISION_OPTIONS
+    assert max_diff(run_eval(converted.build(), x), logits) <= TOLERANCE
+
+
+def test_the_mindspore_transcription_of_torchvision_reproduces_torchvision():
+    state, x, logits, channels = fixture()
+    ref = TorchvisionShuffleNetV2((4, 8, 4), channels, num_classes=10)
+    names = torch_state(ref)
+    for (ms_name, p), torch_name in zip(ref.parameters_and_names(), names):
+        p.set_data(ms.Tensor(state[torch_name]))
+    assert max_diff(run_eval(ref, x), logits) <= TOLERANCE
+
+
+@pytest.mark.parametrize("model", ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5",
+                                   "shufflenet_v2_x2_0"])
+def test_torchvision_weights_of_every_width_convert_exactly(model):
+    x = np.random.default_rng(1).standard_normal((2, 3, SIZE, SIZE)).astype(np.float32)
+    ref = torchvision_reference(SHUFFLENET_V2_CHANNELS[model[-4:]], 1000, seed=1, images=x)
+    converted = convert_state("torchvision", torch_state(ref), model)
+    net = create_model(model, **converted.options)
+    load_state_dict(net, converted.state)
+    assert max_diff(run_eval(net, x), run_eval(ref, x)) <= TOLERANCE
+
+
+def test_a_wrong_channel_order_is_caught_by_the_comparison():
+    state, x, logits, _ = fixture()
+    converted = from_torchvision_v2(state)
+    swapped = dict(converted.state)
+    for name in ("features.2.branch_main.5.weight", "features.2.branch_main.6.gamma", "features.2.branch_main.6.beta",
+                 "features.2.branch_main.6.moving_mean", "features.2.branch_main.6.moving_variance"):
+        swapped[name] = swapped[name][::-1].copy()
+    wrong = ConvertedWeights(swapped, converted.architecture, converted.channels, converted.stage_repeats,
+                             converted.num_classes, converted.options).build()
+    assert max_diff(run_eval(wrong, x), logits) > 1e-2
+
+
+def test_every_stage_width_has_a_channel_order():
+    for half in range(1, 260):
+        for repeats in (1, 2, 4, 8):
+            proj_rows, main_rows, unit_rows, after = stage_permutations(half, repeats)
+            assert sorted(proj_rows) == sorted(main_rows) == list(range(half))
+            assert all(sorted(rows) == list(range(half)) for rows in unit_rows)
+            assert all(sorted(a) == list(range(2 * half)) for a in after)
+
+
+def test_torchvision_state_with_a_missing_tensor_is_refused_by_name():
+    state, *_ = fixture()
+    del state["stage3.2.branch2.4.running_var"]
+    with pytest.raises(ValueError, match=r"stage3\.2\.branch2\.4\.running_var is missing"):
+        from_torchvision_v2(state)
+    with pytest.raises(ValueError, match="not a torchvision ShuffleNetV2 state dict"):
+        from_torchvision_v2({"first_conv.0.weight": np.zeros((24, 3, 3, 3))})
+
+
+# the official (Megvii) code
+
+
+@pytest.mark.parametrize("model", ["shufflenet_v2_x0_5", "shufflenet_v1_g3_05", "shufflenet_v1_g8_05"])
+def test_official_weights_take_normalized_rgb_and_give_the_official_logits(model):
+    rgb = rgb_images((2, 3, SIZE - 1, SIZE - 6))  # odd height: the stem's bottom padding is read too
+    ref = megvii_reference(model, seed=2, bgr_images=rgb[:, ::-1].copy())
+    converted = convert_state("megvii", torch_state(ref), model)
+    assert converted.options["pool_padding"] == "symmetric"
+    assert converted.options["stem_pad_value"] == pytest.approx(
+        list(-np.array(IMAGENET_MEAN) / np.array(IMAGENET_STD)))
+    net = create_model(model, **converted.options)
+    load_state_dict(net, converted.state)
+    official = run_eval(ref, rgb[:, ::-1].copy())  # BGR, 0-255, no mean/std
+    assert max_diff(run_eval(net, normalize(rgb)), official) <= TOLERANCE
+
+
+def test_official_weights_without_the_pad_value_differ_only_on_the_stem_border():
+    rgb = rgb_images((2, 3, SIZE - 1, SIZE - 6), seed=4)
+    ref = megvii_reference("shufflenet_v2_x0_5", seed=3, bgr_images=rgb[:, ::-1].copy())
+    exact = from_megvii_v2(torch_state(ref)).build()
+    plain = from_megvii_v2(torch_state(ref), exact_border=False).build()
+    assert plain.options["stem_pad_value"] is None
+    x = ms.Tensor(normalize(rgb))
+    exact.set_train(False)
+    plain.set_train(False)
+    a, b = exact.first_conv(x).asnumpy(), plain.first_conv(x).asnumpy()
+    differs = np.abs(a - b).max(axis=(0, 1)) > 1e-4
+    border = np.zeros_like(differs)
+    border[0, :] = border[:, 0] = border[-1, :] = True  # odd height: the last output row reads the padding
+    assert differs[border].mean() > 0.5 and not differs[~border].any()
+    official = run_eval(ref, rgb[:, ::-1].copy())
+    assert max_diff(run_eval(exact, x.asnumpy()), official) <= TOLERANCE < max_diff(run_eval(plain, x.asnumpy()), official)
+
+
+def test_official_v1_file_is_refused_for_a_v2_model():
+    ref = MegviiShuffleNetV1(SHUFFLENET_V1_CHANNELS[3]["05"], group=3)
+    with pytest.raises(ValueError, match="not an official ShuffleNetV2 state dict"):
+        convert_state("megvii", torch_state(ref), "shufflenet_v2_x0_5")
+    with pytest.raises(ValueError, match="are shufflenet_v1_g3_05, not shufflenet_v1_g3_10"):
+        convert_state("megvii", torch_state(ref), "shufflenet_v1_g3_10")
+
+
+# reading files and the command line
+
+
+def test_official_checkpoint_wrappers_and_dataparallel_prefixes_are_removed(tmp_path):
+    np.savez(tmp_path / "w.npz", **{"module.a.weight": np.ones(2), "module.a.num_batches_tracked": np.ones(())})
+    assert list(read_source_weights(tmp_path / "w.npz")) == ["a.weight"]
+
+
+def test_converting_from_the_command_line_records_what_the_weights_need(tmp_path):
+    x = np.random.default_rng(2).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
+    ref = torchvision_reference(SHUFFLENET_V2_CHANNELS["x1_0"], 1000, seed=6, images=x)
+    np.savez(tmp_path / "tv.npz", **torch_state(ref))
+    result = run_convert("--from", "torchvision", "--model", "shufflenet_v2_x1_0", str(tmp_path / "tv.npz"),
+                         str(tmp_path / "tv.ckpt"))
+    assert result.returncode == 0, result.stderr
+    assert "recorded pool_padding='symmetric', proj_channels='half', classifier_bias=True" in result.stdout
+    net = create_model("shufflenet_v2_x1_0", checkpoint_path=str(tmp_path / "tv.ckpt"))  # no options needed
+    assert net.options["proj_channels"] == "half" and net.classifier.bias is not None
+    assert max_diff(run_eval(net, x), run_eval(ref, x)) <= TOLERANCE
+    with pytest.raises(ValueError, match="was saved with pool_padding='symmetric', but pool_padding='same' was passed"):
+        create_model("shufflenet_v2_x1_0", checkpoint_path=str(tmp_path / "tv.ckpt"), pool_padding="same")
+
+
+def test_official_weights_convert_from_the_command_line(tmp_path):
+    rgb = rgb_images((1, 3, SIZE, SIZE), seed=8)
+    ref = megvii_reference("shufflenet_v1_g3_05", seed=7, bgr_images=rgb[:, ::-1].copy())
+    np.savez(tmp_path / "official.npz", **{f"module.{k}": v for k, v in torch_state(ref).items()})
+    result = run_convert("--from", "megvii", "--model", "shufflenet_v1_g3_05", str(tmp_path / "official.npz"),
+                         str(tmp_path / "official.safetensors"))
+    assert result.returncode == 0, result.stderr
+    net = create_model("shufflenet_v1_g3_05", checkpoint_path=str(tmp_path / "official.safetensors"))
+    assert max_diff(run_eval(net, normalize(rgb)), run_eval(ref, rgb[:, ::-1].copy())) <= TOLERANCE
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--from", "torchvision", "--model", "shufflenet_v2_x0_5", "FIXTURE", "out.ckpt"],
+     "error: these torchvision weights are a ShuffleNetV2 with channels (8, 20, 44, 90, 64), not shufflenet_v2_x0_5"),
+    (["--from", "torchvision", "--model", "shufflenet_v1_g3_05", "FIXTURE", "out.ckpt"],
+     "error: torchvision has no ShuffleNet V1: shufflenet_v1_g3_05 cannot come from torchvision"),
+    (["--from", "torchvision", "--model", "shufflenet_v2_x0_5", "missing.pth", "out.ckpt"],
+     "error: weights file not found: missing.pth"),
+    (["--from", "torchvision", "--model", "shufflenet_v2_x0_5", "FIXTURE", "out.pth"],
+     "error: output out.pth must end in .ckpt or .safetensors"),
+])
+def test_converter_command_line_errors_are_one_line(args, message, tmp_path):
+    args = [str(DATA / "torchvision_shufflenet_v2_tiny.npz") if a == "FIXTURE" else a for a in args]
+    result = run_convert(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == message
+
+
+def test_reading_a_pth_without_torch_says_what_to_do(tmp_path):
+    try:
+        import torch  # noqa: F401
+        pytest.skip("torch is installed here")
+    except ImportError:
+        pass
+    (tmp_path / "w.pth").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"reading w\.pth needs PyTorch \(pip install torch\); without it, save"):
+        read_source_weights(tmp_path / "w.pth")
+
+
+def test_a_network_with_the_official_stem_padding_trains_in_both_modes():
+    from test_graph_and_pynative import loss_and_grads
+
+    net = randomize(create_model("shufflenet_v1_g3_05", num_classes=10, pool_padding="symmetric",
+                                 stem_pad_value=[-2.1, -2.0, -1.8]), seed=9)
+    initial = {name: p.asnumpy().copy() for name, p in net.parameters_and_names()}
+    x = np.random.default_rng(0).random((3, 3, 40, 40), dtype=np.float32)
+    y = np.array([1, 2, 3], np.int32)
+    graph_loss, graph_grads = loss_and_grads(net, x, y, "graph")
+    for name, p in net.parameters_and_names():
+        p.set_data(ms.Tensor(initial[name]))
+    eager_loss, eager_grads = loss_and_grads(net, x, y, "pynative")
+    assert np.isfinite(graph_loss) and graph_loss == pytest.approx(eager_loss, rel=1e-5)
+    for g, e in zip(graph_grads, eager_grads):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
+    assert np.abs(graph_grads[0]).max() > 0  # the stem conv's weight gradient passes the padding

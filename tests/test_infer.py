@@ -1,0 +1,112 @@
+"""infer.py: image files and folders in, top-k class names and probabilities out."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import mindspore as ms
+from PIL import Image
+
+from mindcv_shufflenet import create_model
+from mindcv_shufflenet.data import IMAGENET_MEAN, IMAGENET_STD
+from mindcv_shufflenet.inference import (find_images, imagenet_class_names, resolve_class_names, softmax,
+                                         write_class_names)
+from mindcv_shufflenet.models.weights import save_checkpoint
+from conftest import randomize
+
+ROOT = Path(__file__).resolve().parents[1]
+COLOURS = {"red.png": (230, 20, 30), "photos/sky.jpg": (40, 90, 250), "photos/deep/grass.png": (30, 200, 40)}
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Uniformly coloured images (PNG exactly, JPEG nearly), so the network input is known."""
+    root = tmp_path_factory.mktemp("infer")
+    for name, colour in COLOURS.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (50, 40), colour).save(root / name, quality=100)
+    (root / "photos" / "notes.txt").write_text("not an image")
+    return root
+
+
+def expected_probabilities(net, colour):
+    pixel = (np.array(colour) - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    x = np.broadcast_to(pixel[None, :, None, None], (1, 3, 32, 32)).astype(np.float32)
+    net.set_train(False)
+    return softmax(net(ms.Tensor(x)).asnumpy())[0]
+
+
+def run_infer(*args):
+    return subprocess.run([sys.executable, "infer.py", *args], capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_infer_names_imagenet_classes_with_their_probabilities(images, tmp_path):
+    net = randomize(create_model("shufflenet_v2_x0_5"), seed=1)
+    save_checkpoint(net, tmp_path / "in1k.ckpt", model_name="shufflenet_v2_x0_5")
+    result = run_infer("--model", "shufflenet_v2_x0_5", "--ckpt_path", str(tmp_path / "in1k.ckpt"), "--top_k", "3",
+                       "--image_resize", "32", "--batch_size", "2", str(images / "red.png"), str(images / "photos"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "shufflenet_v2_x0_5, 1000 classes (names: ImageNet), 3 images"
+    printed = [line.split(": ", 1)[0] for line in lines[1:]]
+    assert printed == [str(images / name) for name in ("red.png", "photos/deep/grass.png", "photos/sky.jpg")]
+    names = imagenet_class_names()
+    p = expected_probabilities(net, COLOURS["red.png"])
+    best = np.argsort(-p)[:3]
+    assert lines[1] == f"{images / 'red.png'}: " + ", ".join(f"{names[i]} {100 * p[i]:.2f}%" for i in best)
+    assert "Exception ignored" not in result.stderr
+
+
+def test_infer_uses_the_class_names_beside_the_checkpoint_and_prints_json(images, tmp_path):
+    net = randomize(create_model("shufflenet_v1_g3_05", num_classes=3), seed=2)
+    ms.save_checkpoint(net, str(tmp_path / "plain.ckpt"))  # no record: the class count comes from the weights
+    write_class_names(tmp_path, ["apple", "banana", "cherry"])
+    result = run_infer("--model", "shufflenet_v1_g3_05", "--ckpt_path", str(tmp_path / "plain.ckpt"), "--json",
+                       "--image_resize", "32", "--mode", "pynative", str(images / "red.png"))
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    p = expected_probabilities(net, COLOURS["red.png"])
+    assert [r["label"] for r in row["top_k"]] == [["apple", "banana", "cherry"][i] for i in np.argsort(-p)]
+    assert [r["probability"] for r in row["top_k"]] == pytest.approx(sorted(p, reverse=True), abs=1e-5)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["IMAGES/photos/notes.txt"], "error: cannot read image IMAGES/photos/notes.txt: Decode: image decode failed."),
+    (["--class_names", "IMAGES/photos", "IMAGES/red.png"],
+     "error: IMAGES/photos lists 1 class names, but the model has 1000 classes"),
+])
+def test_infer_reports_bad_input_in_one_line(images, tmp_path, extra, message):
+    save_checkpoint(create_model("shufflenet_v2_x0_5"), tmp_path / "net.ckpt")
+    result = run_infer("--model", "shufflenet_v2_x0_5", "--ckpt_path", str(tmp_path / "net.ckpt"),
+                       "--image_resize", "32", *[a.replace("IMAGES", str(images)) for a in extra])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == message.replace("IMAGES", str(images))
+
+
+def test_class_names_come_from_the_first_source_that_has_them(tmp_path):
+    (tmp_path / "data" / "cat").mkdir(parents=True)
+    (tmp_path / "data" / "ant").mkdir()
+    ckpt = tmp_path / "run" / "last.ckpt"
+    write_class_names(ckpt.parent, ["x", "y"])
+    assert resolve_class_names(2, tmp_path / "data", ["p", "q"], ckpt) == (["ant", "cat"], str(tmp_path / "data"))
+    assert resolve_class_names(2, None, ["p", "q"], ckpt) == (["p", "q"], "the checkpoint")
+    assert resolve_class_names(2, None, None, ckpt) == (["x", "y"], str(ckpt.parent / "classes.txt"))
+    assert resolve_class_names(1000, None, None, None)[0][:2] == ["tench", "goldfish"]
+    assert resolve_class_names(2, None, None, None) == (["class 0", "class 1"], "class indices (no class names given)")
+    with pytest.raises(ValueError, match="lists 2 class names, but the model has 3 classes"):
+        resolve_class_names(3, None, None, ckpt)
+
+
+def test_folders_are_searched_for_images_and_missing_paths_named(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/2.JPG", "a/b/1.png", "a/skip.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert find_images([tmp_path / "a"]) == [tmp_path / "a" / "2.JPG", tmp_path / "a" / "b" / "1.png"]
+    with pytest.raises(FileNotFoundError, match="image or folder not found"):
+        find_images([tmp_path / "nope.jpg"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        find_images([tmp_path / "empty"])
