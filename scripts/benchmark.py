@@ -7,7 +7,8 @@
 Per model and framework: training throughput (one SGD-momentum step with cross-entropy, batch 32,
 224x224, float32, graph mode), inference throughput at batch 32, batch-1 latency, the first training
 step's time (graph compilation plus one step; PyTorch has no compilation, so its first step is just
-that), and the peak RSS growth while the model is built and its first steps run. PyTorch/torchvision
+that; also given as the process's CPU time, all threads, which load from other processes inflates
+less than the wall time), and the peak RSS growth while the model is built and its first steps run. PyTorch/torchvision
 and MindCV are measured when importable (torchvision has V2 only; MindCV 0.3.0 has V2 and V1 g3/g8),
 and the ratios of this project to them are given. The frameworks of one model are timed round-robin
 (a step of each in turn, ``--repeats`` rounds) and medians are reported, so that load from other
@@ -100,6 +101,7 @@ class Result:
     infer_img_s: float = float("nan")
     latency_ms: float = float("nan")
     first_step_s: float = float("nan")
+    first_step_cpu_s: float = float("nan")
     peak_rss_mb: float = float("nan")
     train_step_ms: List[float] = field(default_factory=list)
     infer_ms: List[float] = field(default_factory=list)
@@ -234,7 +236,9 @@ def benchmark_model(name: str, frameworks: Sequence[str], batch: int, size: int,
                 runner = build_torchvision(name, batch, size) if device == "CPU" else None
             if runner is None:
                 continue
+            cpu = time.process_time()
             result.first_step_s = _timed(runner.train)
+            result.first_step_cpu_s = time.process_time() - cpu
             if device == "Ascend":
                 result.first_step_s -= _timed(runner.train) * (sink_steps - 1) / sink_steps
             runner.infer()  # compile the inference graphs outside the timed rounds
@@ -324,14 +328,15 @@ def markdown(results: Sequence[Result], info: Dict[str, object], command: str) -
              f"{info.get('torchvision') or '-'}, MindCV {info.get('mindcv') or '-'}. Medians of "
              f"{info['repeats']} round-robin rounds; batch {info['batch']}, {info['image_size']}x"
              f"{info['image_size']}, float32.", "",
-             "| model | framework | train img/s | infer img/s | batch-1 latency (ms) | first step (s) | peak RSS growth (MB) |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | framework | train img/s | infer img/s | batch-1 latency (ms) | first step (s) | first step CPU time (s) | peak RSS growth (MB) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r.error:
-            lines.append(f"| {r.model} | {r.framework} | failed: {r.error} | | | | |")
+            lines.append(f"| {r.model} | {r.framework} | failed: {r.error} | | | | | |")
             continue
         lines.append(f"| {r.model} | {r.framework} | {_fmt(r.train_img_s)} | {_fmt(r.infer_img_s)} | "
-                     f"{_fmt(r.latency_ms, 2)} | {_fmt(r.first_step_s)} | {_fmt(r.peak_rss_mb, 0)} |")
+                     f"{_fmt(r.latency_ms, 2)} | {_fmt(r.first_step_s)} | {_fmt(r.first_step_cpu_s)} | "
+                     f"{_fmt(r.peak_rss_mb, 0)} |")
     table = ratios(results)
     if table:
         lines += ["", "Ratios, this project / other (throughput: ours / theirs; latency: theirs / ours; "
