@@ -281,8 +281,12 @@ def chart(rows: Sequence[Row], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     keys = list(dict.fromkeys((r.table, r.setup) for r in rows))
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys) + 1, 4.2), squeeze=False)
-    for ax, (table, setup) in zip(axes[0], keys):
+    cols = min(4, len(keys))
+    nrows = (len(keys) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols + 1, 4.4 * nrows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, (table, setup) in zip(axes.flat, keys):
         sub = [r for r in rows if (r.table, r.setup) == (table, setup)]
         labels = list(dict.fromkeys(r.label for r in sub))
         scales = sorted({r.scale for r in sub})
@@ -306,6 +310,11 @@ def chart(rows: Sequence[Row], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _title(info: Dict[str, object]) -> str:
+    return (f"ShuffleNet V2 guidelines measured on {info['device']} ({info['cpu']}); "
+            f"bars: speed relative to each table's first row")
+
+
 def _ints(text: str) -> List[int]:
     return [int(t) for t in text.split(",") if t.strip()]
 
@@ -318,8 +327,18 @@ def main() -> int:
     parser.add_argument("--scales", default="1,2,4", help="channel multipliers (the paper's x1, x2, x4)")
     parser.add_argument("--repeats", type=int, default=10, help="round-robin rounds per table")
     parser.add_argument("--out-dir", default="benchmarks/guidelines")
+    parser.add_argument("--replot", metavar="JSON", help="rewrite the table and chart from a saved guidelines.json")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads(Path(args.replot).read_text())
+        rows = [Row(**r) for r in saved["rows"]]
+        out = Path(args.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "guidelines.md").write_text(markdown(rows, saved["info"]))
+        chart(rows, out / "guidelines.png", _title(saved["info"]))
+        print(f"wrote {out / 'guidelines.md'}, {out / 'guidelines.png'}")
+        return 0
     tables, scales = _ints(args.tables), _ints(args.scales)
     setups = [s.strip() for s in args.setups.split(",") if s.strip()]
     for s in setups:
@@ -356,8 +375,7 @@ def main() -> int:
     text = markdown(rows, info)
     (out / "guidelines.md").write_text(text)
     (out / "guidelines.json").write_text(json.dumps({"info": info, "rows": [asdict(r) for r in rows]}, indent=1))
-    chart(rows, out / "guidelines.png", f"ShuffleNet V2 guidelines measured on {args.device} ({cpu}); "
-                                         f"bars: speed relative to each table's first row")
+    chart(rows, out / "guidelines.png", _title(info))
     print()
     print(text)
     print(f"wrote {out / 'guidelines.md'}, {out / 'guidelines.json'}, {out / 'guidelines.png'}")

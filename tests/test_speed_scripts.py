@@ -120,3 +120,15 @@ def test_profile_summary_attributes_convolution_kernels_to_their_kind(tmp_path):
         "max_pool-MaxPool2d/Grad_MaxPool/MaxPoolGrad-op0,2,40.0,20.0\n")
     assert prof.summarise(csv_file, kinds, steps=2) == [
         ("depthwise 3x3: weight grad", 25.0), ("MaxPoolGrad", 20.0), ("depthwise 3x3: forward", 15.0)]
+
+
+def test_guidelines_replot_rewrites_the_same_table_from_saved_measurements(tmp_path):
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "scripts/guidelines.py", "--tables", "3", "--setups", "cpu", "--scales", "1",
+                    "--repeats", "1", "--out-dir", str(run)], check=True, capture_output=True, cwd=ROOT, timeout=300)
+    again = tmp_path / "again"
+    result = subprocess.run([sys.executable, "scripts/guidelines.py", "--replot", str(run / "guidelines.json"),
+                             "--out-dir", str(again)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (again / "guidelines.md").read_text() == (run / "guidelines.md").read_text()
+    assert (again / "guidelines.png").read_bytes()[:4] == b"\x89PNG"
