@@ -143,7 +143,7 @@ def _ascend_sink_train(net: nn.Cell, x: Tensor, y: Tensor, sink_steps: int) -> C
 
     net = ms.amp.auto_mixed_precision(net, "O3")
     loss = nn.CrossEntropyLoss()
-    opt = nn.Momentum(net.trainable_params(), 0.01, 0.9, loss_scale=1024.0)
+    opt = nn.Momentum(net.trainable_params(), 0.01, 0.9)  # the step cell unscales the gradients itself
     step = nn.TrainOneStepWithLossScaleCell(nn.WithLossCell(net, loss), opt,
                                             scale_sense=Tensor(1024.0, ms.float32))
     step.set_train(True)
