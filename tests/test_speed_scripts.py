@@ -1,0 +1,134 @@
+"""scripts/benchmark.py and scripts/guidelines.py: quick runs (tiny sizes, one round, no PyTorch needed)
+and the parts of them that are arithmetic."""
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(script):
+    spec = importlib.util.spec_from_file_location(f"_speed_{script}", ROOT / "scripts" / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[f"_speed_{script}"] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_quick_run_writes_a_table_a_json_file_and_a_chart(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--models", "shufflenet_v2_x0_5", "--frameworks", "ours",
+         "--batch", "1", "--image-size", "32", "--repeats", "1", "--latency-calls", "1", "--out-dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr
+    data = json.loads((tmp_path / "benchmark.json").read_text())
+    (row,) = data["results"]
+    assert row["model"] == "shufflenet_v2_x0_5" and row["framework"] == "ours" and not row["error"]
+    for key in ("train_img_s", "infer_img_s", "latency_ms", "first_step_s"):
+        assert row[key] > 0 and math.isfinite(row[key]), key
+    assert data["machine"]["cores"] >= 1 and data["machine"]["mindspore"]
+    assert "| shufflenet_v2_x0_5 | ours |" in (tmp_path / "benchmark.md").read_text()
+    assert (tmp_path / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_benchmark_rejects_a_model_name_matching_nothing(tmp_path):
+    result = subprocess.run([sys.executable, "scripts/benchmark.py", "--models", "resnet50", "--out-dir", str(tmp_path)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: no model matches 'resnet50': see the names in list_models()"
+
+
+def test_benchmark_ratios_put_this_project_over_each_other_framework():
+    bench = _load("benchmark")
+    ours = bench.Result("m", "ours", train_img_s=30.0, infer_img_s=100.0, latency_ms=10.0)
+    torch = bench.Result("m", "torchvision", train_img_s=20.0, infer_img_s=200.0, latency_ms=15.0)
+    failed = bench.Result("m", "mindcv", error="RuntimeError: boom")
+    rat = bench.ratios([ours, torch, failed])
+    assert rat == {"m": {"torchvision": {"train": 1.5, "infer": 0.5, "latency": 1.5}}}
+
+
+def test_benchmark_model_selection_accepts_all_names_and_patterns():
+    bench = _load("benchmark")
+    assert len(bench.select_models("all")) == 24
+    assert bench.select_models("shufflenet_v2_x1_0,shufflenet_v1_g3_*") == [
+        "shufflenet_v2_x1_0", "shufflenet_v1_g3_05", "shufflenet_v1_g3_10", "shufflenet_v1_g3_15",
+        "shufflenet_v1_g3_20"]
+    with pytest.raises(ValueError, match="no model matches"):
+        bench.select_models("mobilenet*")
+
+
+def _macs(net, hw=56):
+    """1x1/kxk conv multiply-adds per image of a guideline stack (spatial size kept by every conv)."""
+    from mindspore import nn
+
+    total = 0
+    for _, cell in net.cells_and_names():
+        if isinstance(cell, nn.Conv2d):
+            k = cell.kernel_size[0] * cell.kernel_size[1]
+            total += cell.in_channels // cell.group * cell.out_channels * k * hw * hw
+    return total
+
+
+@pytest.mark.parametrize("setup", ["gpu", "cpu"])
+def test_guideline_tables_hold_flops_fixed_where_the_paper_does(setup):
+    guide = _load("guidelines")
+    for table in (1, 2, 3):
+        macs = [_macs(v.build()) for v in guide.table_variants(table, setup, 1)]
+        assert max(macs) / min(macs) < 1.12, (table, macs)  # the paper's own rounding of channel counts
+    g1 = guide.table_variants(1, setup, 2)
+    assert [v.detail for v in g1][0] == ("(256, 256)" if setup == "gpu" else "(64, 64)")
+    assert [v.paper for v in guide.table_variants(2, setup, 1)] == [row[2] for row in guide.G2_X1[setup]]
+    assert all(v.paper is None for v in guide.table_variants(2, setup, 2))  # paper quoted at x1 only
+
+
+def test_guidelines_quick_run_prints_the_papers_figures_beside_the_measurements(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "scripts/guidelines.py", "--tables", "4", "--setups", "cpu", "--scales", "1",
+         "--repeats", "1", "--out-dir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = (tmp_path / "guidelines.md").read_text()
+    assert "| ReLU + shortcut | c = 32 |" in text and "| 56.7 | 1.00 |" in text and "| 66.3 | 1.17 |" in text
+    rows = json.loads((tmp_path / "guidelines.json").read_text())["rows"]
+    assert [r["label"] for r in rows] == ["ReLU + shortcut", "ReLU, no shortcut", "shortcut, no ReLU", "neither"]
+    assert rows[0]["relative"] == 1.0 and all(r["speed"] > 0 for r in rows)
+    assert (tmp_path / "guidelines.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_profile_summary_attributes_convolution_kernels_to_their_kind(tmp_path):
+    prof = _load("profile_step")
+    from mindcv_shufflenet import create_model
+
+    kinds = prof.conv_kinds(create_model("shufflenet_v2_x0_5"))
+    assert kinds["features.1.branch_main.3"] == "depthwise 3x3" and kinds["first_conv.0"] == "stem 3x3"
+    assert kinds["features.1.branch_main.0"] == "dense 1x1"
+    assert prof.conv_kinds(create_model("shufflenet_v1_g3_05"))["features.1.branch_main_1.0"] == "grouped 1x1"
+    scope = "Default/network-WithLossCell/_backbone-ShuffleNetV2/features-SequentialCell/1-ShuffleV2Block/" \
+            "branch_main-SequentialCell/3-Conv2d"
+    csv_file = tmp_path / "cpu_op_detail_info_0.csv"
+    csv_file.write_text(
+        "op_side,op_type,op_name,full_op_name,op_occurrences,op_total_time(ms),op_avg_time(ms)\n"
+        f"Host,Conv2D,Conv2D-op0,{scope}/Conv2D-op0,2,30.0,15.0\n"
+        f"Host,Conv2DBackpropFilter,Conv2DBackpropFilter-op1,Gradients/{scope}/Grad_Conv2D/Conv2DBackpropFilter-op1,2,50.0,25.0\n"
+        "Host,MaxPoolGrad,MaxPoolGrad-op0,Gradients/Default/network-WithLossCell/_backbone-ShuffleNetV2/"
+        "max_pool-MaxPool2d/Grad_MaxPool/MaxPoolGrad-op0,2,40.0,20.0\n")
+    assert prof.summarise(csv_file, kinds, steps=2) == [
+        ("depthwise 3x3: weight grad", 25.0), ("MaxPoolGrad", 20.0), ("depthwise 3x3: forward", 15.0)]
+
+
+def test_guidelines_replot_rewrites_the_same_table_from_saved_measurements(tmp_path):
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "scripts/guidelines.py", "--tables", "3", "--setups", "cpu", "--scales", "1",
+                    "--repeats", "1", "--out-dir", str(run)], check=True, capture_output=True, cwd=ROOT, timeout=300)
+    again = tmp_path / "again"
+    result = subprocess.run([sys.executable, "scripts/guidelines.py", "--replot", str(run / "guidelines.json"),
+                             "--out-dir", str(again)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (again / "guidelines.md").read_text() == (run / "guidelines.md").read_text()
+    assert (again / "guidelines.png").read_bytes()[:4] == b"\x89PNG"
