@@ -107,8 +107,8 @@ OPTIONS: List[Option] = [
     _o("drop_rate", "float", None, "dropout before the classifier", optional=True),
     _o("drop_path_rate", "float", None, "MindCV's stochastic depth (ShuffleNet has none: leave null)",
        optional=True),
-    _o("pool_padding", "str", "same", "3x3 stride-2 pool padding: same (MindCV) or symmetric",
-       ("same", "symmetric")),
+    _o("pool_padding", "str", None, "3x3 stride-2 pool padding: same (MindCV) or symmetric (default: what the "
+                                   "checkpoint records, else same)", ("same", "symmetric"), optional=True),
     _o("pretrained", "bool", False, "start from MindCV's released weights (local copy)"),
     _o("ckpt_path", "str", "", "start from this checkpoint (with resume_opt: resume the run it saved)"),
     _o("resume_opt", "bool", False, "with ckpt_path: also restore optimizer, epoch, LR position, EMA"),

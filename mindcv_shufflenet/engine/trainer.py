@@ -160,12 +160,13 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
                                         std=cfg.std, warn=lambda message: console(f"warning: {message}"))
 
     # --- model, optimizer, step ---------------------------------------------------------------------
-    model_kwargs = {"pool_padding": cfg.pool_padding}
+    model_kwargs = {"pool_padding": cfg.pool_padding} if cfg.pool_padding else {}
     if cfg.drop_rate:
         model_kwargs["drop_rate"] = cfg.drop_rate
     init_ckpt = cfg.ckpt_path if (cfg.ckpt_path and not cfg.resume_opt) else None
     network = create_model(cfg.model, num_classes=num_classes, in_channels=cfg.in_channels,
-                           pretrained=cfg.pretrained, checkpoint_path=init_ckpt, **model_kwargs)
+                           pretrained=cfg.pretrained, checkpoint_path=init_ckpt,
+                           finetune=bool(init_ckpt), **model_kwargs)
     if cfg.amp_level != "O0":
         ms.amp.auto_mixed_precision(network, cfg.amp_level)
     with warnings.catch_warnings(record=True) as caught:
