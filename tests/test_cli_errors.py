@@ -138,8 +138,6 @@ TRAIN_CASES = [
      "cannot read checkpoint"),
     ("checkpoint of another model", ["--config", DEMO, "--data_dir", "{good}", "--ckpt_path", "{v1.ckpt}"],
      "checkpoint does not fit ShuffleNetV2 (wrong model name or width?)"),
-    ("checkpoint of another class count", ["--config", DEMO, "--data_dir", "{good}", "--ckpt_path", "{seven.ckpt}"],
-     "classifier.weight: checkpoint (7, 1024), network (2, 1024)"),
     ("resume from a checkpoint that is not a training state",
      ["--config", DEMO, "--data_dir", "{good}", "--resume", "{seven.ckpt}"], "is not a training checkpoint"),
     ("resume from a missing file", ["--config", DEMO, "--data_dir", "{good}", "--resume", "/no/last.ckpt"],
@@ -180,6 +178,16 @@ def test_train_refuses_bad_input_with_one_line(case, args, expected, files, tmp_
     proc = run("train.py", [*QUICK, *_fill(args, files), "--ckpt_save_dir", str(tmp_path / "run")], tmp_path)
     assert_one_line_error(proc, expected)
     assert not (tmp_path / "run" / "shufflenet_v2_x0_5-last.ckpt").exists()
+
+
+@pytest.mark.slow
+def test_training_from_a_checkpoint_of_another_class_count_fine_tunes(files, tmp_path):
+    """Not an error when training: the classifier is re-initialised, with a message, the rest loads."""
+    args = ["--config", DEMO, "--data_dir", "{good}", "--ckpt_path", "{seven.ckpt}"]
+    proc = run("train.py", [*QUICK, *_fill(args, files), "--ckpt_save_dir", str(tmp_path / "run")], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "re-initialised for fine-tuning" in proc.stdout + proc.stderr
+    assert (tmp_path / "run" / "shufflenet_v2_x0_5-last.ckpt").exists()
 
 
 @pytest.mark.slow
