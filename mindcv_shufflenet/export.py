@@ -16,6 +16,7 @@ import numpy as np
 from mindspore import nn, ops
 
 from . import runtime
+from .kernels import use_native_kernels
 
 FORMATS = ("MINDIR", "ONNX", "AIR")
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
@@ -153,6 +154,7 @@ def export_model(net: nn.Cell, file_name: str | os.PathLike, file_format: str = 
     runtime.set_mode("graph")
     try:
         expected = net(ms.Tensor(probe)).asnumpy() if check else None
+        use_native_kernels(net)  # custom CPU operators have no MindIR / ONNX form
         folded = fold_batchnorm(net) if fold_bn else 0
         export_friendly_pools(net)
         spec = ms.Tensor(shape=[batch_size, in_channels, image_size, image_size], dtype=ms.float32)

@@ -8,7 +8,9 @@ Per model and framework: training throughput (one SGD-momentum step with cross-e
 224x224, float32, graph mode), inference throughput at batch 32, batch-1 latency, the first training
 step's time (graph compilation plus one step; PyTorch has no compilation, so its first step is just
 that; also given as the process's CPU time, all threads, which load from other processes inflates
-less than the wall time), and the peak RSS growth while the model is built and its first steps run. PyTorch/torchvision
+less than the wall time), and the peak RSS growth while the model is built and its first steps run.
+``ours-native`` is this project's network on MindSpore's own kernels instead of the CPU fast kernels
+(``mindcv_shufflenet/kernels``; measured when those are in use). PyTorch/torchvision
 and MindCV are measured when importable (torchvision has V2 only; MindCV 0.3.0 has V2 and V1 g3/g8),
 and the ratios of this project to them are given. The frameworks of one model are timed round-robin
 (a step of each in turn, ``--repeats`` rounds) and medians are reported, so that load from other
@@ -40,10 +42,10 @@ import mindcv_shufflenet  # noqa: E402,F401  (CPU defaults before MindSpore runs
 import mindspore as ms  # noqa: E402
 from mindspore import Tensor, nn  # noqa: E402
 
-from mindcv_shufflenet import create_model, list_models, runtime  # noqa: E402
+from mindcv_shufflenet import create_model, kernels, list_models, runtime  # noqa: E402
 
-OURS, TORCH, MINDCV = "ours", "torchvision", "mindcv"
-FRAMEWORKS = (OURS, TORCH, MINDCV)
+OURS, NATIVE, TORCH, MINDCV = "ours", "ours-native", "torchvision", "mindcv"
+FRAMEWORKS = (OURS, NATIVE, TORCH, MINDCV)
 
 
 # --- memory ------------------------------------------------------------------------------------------
@@ -162,6 +164,15 @@ def build_ours(name: str, batch: int, size: int, device: str, sink_steps: int) -
     return _ms_runner(create_model(name), batch, size, device, sink_steps)
 
 
+def build_ours_native(name: str, batch: int, size: int, device: str, sink_steps: int) -> Optional[Runner]:
+    """This project's model on MindSpore's own kernels: the CPU fast kernels' effect, when they are on."""
+    if not kernels.enabled():
+        return None
+    with kernels.native_kernels():
+        net = create_model(name)
+    return _ms_runner(net, batch, size, device, sink_steps)
+
+
 def build_mindcv(name: str, batch: int, size: int, device: str, sink_steps: int) -> Optional[Runner]:
     try:
         import mindcv
@@ -230,6 +241,8 @@ def benchmark_model(name: str, frameworks: Sequence[str], batch: int, size: int,
         try:
             if fw == OURS:
                 runner = build_ours(name, batch, size, device, sink_steps)
+            elif fw == NATIVE:
+                runner = build_ours_native(name, batch, size, device, sink_steps)
             elif fw == MINDCV:
                 runner = build_mindcv(name, batch, size, device, sink_steps)
             else:

@@ -55,11 +55,15 @@ def summarise(detail_csv: Path, kinds: Dict[str, str], steps: int) -> List[Tuple
         op, name = row["op_type"], row["full_op_name"]
         ms_total = float(row["op_total_time(ms)"]) / steps
         if op in CONV_KINDS:
-            scope = [re.sub(r"^(\d+|[A-Za-z_]+)-.*$", r"\1", part) for part in name.split("/")]
+            scope = [re.sub(r"^(\d+|[A-Za-z_][A-Za-z0-9_]*)-.*$", r"\1", part) for part in name.split("/")]
             cell = ".".join(p for p in scope if p and p not in ("Default", "Gradients", "network", "_backbone")
                             and not p.startswith(("Grad_", "Conv2D")))
             kind = kinds.get(cell, "other conv")
             totals[f"{kind}: {CONV_KINDS[op]}"] += ms_total
+        elif op == "Custom":  # the CPU fast kernels (mindcv_shufflenet/kernels)
+            layer = "depthwise 3x3" if "DepthwiseConv2d" in name else "max pool" if "MaxPool3x3" in name else "other"
+            part = "gradients" if name.startswith("Gradients/") else "forward"
+            totals[f"{layer} (fast kernel): {part}"] += ms_total
         else:
             totals[op] += ms_total
     return sorted(totals.items(), key=lambda kv: -kv[1])

@@ -23,18 +23,22 @@ def _load(script):
 
 def test_benchmark_quick_run_writes_a_table_a_json_file_and_a_chart(tmp_path):
     result = subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "--models", "shufflenet_v2_x0_5", "--frameworks", "ours",
+        [sys.executable, "scripts/benchmark.py", "--models", "shufflenet_v2_x0_5", "--frameworks", "ours,ours-native",
          "--batch", "1", "--image-size", "32", "--repeats", "1", "--latency-calls", "1", "--out-dir", str(tmp_path)],
         capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr
     data = json.loads((tmp_path / "benchmark.json").read_text())
-    (row,) = data["results"]
-    assert row["model"] == "shufflenet_v2_x0_5" and row["framework"] == "ours" and not row["error"]
-    for key in ("train_img_s", "infer_img_s", "latency_ms", "first_step_s"):
-        assert row[key] > 0 and math.isfinite(row[key]), key
+    # ours-native: the same network on MindSpore's own kernels, the CPU fast kernels' effect
+    assert [(r["model"], r["framework"]) for r in data["results"]] == [
+        ("shufflenet_v2_x0_5", "ours"), ("shufflenet_v2_x0_5", "ours-native")]
+    for row in data["results"]:
+        assert not row["error"]
+        for key in ("train_img_s", "infer_img_s", "latency_ms", "first_step_s"):
+            assert row[key] > 0 and math.isfinite(row[key]), key
     assert data["machine"]["cores"] >= 1 and data["machine"]["mindspore"]
-    assert "| shufflenet_v2_x0_5 | ours |" in (tmp_path / "benchmark.md").read_text()
+    table = (tmp_path / "benchmark.md").read_text()
+    assert "| shufflenet_v2_x0_5 | ours |" in table and "| shufflenet_v2_x0_5 | ours-native |" in table
     assert (tmp_path / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -117,9 +121,18 @@ def test_profile_summary_attributes_convolution_kernels_to_their_kind(tmp_path):
         f"Host,Conv2D,Conv2D-op0,{scope}/Conv2D-op0,2,30.0,15.0\n"
         f"Host,Conv2DBackpropFilter,Conv2DBackpropFilter-op1,Gradients/{scope}/Grad_Conv2D/Conv2DBackpropFilter-op1,2,50.0,25.0\n"
         "Host,MaxPoolGrad,MaxPoolGrad-op0,Gradients/Default/network-WithLossCell/_backbone-ShuffleNetV2/"
-        "max_pool-MaxPool2d/Grad_MaxPool/MaxPoolGrad-op0,2,40.0,20.0\n")
+        "max_pool-MaxPool2d/Grad_MaxPool/MaxPoolGrad-op0,2,40.0,20.0\n"
+        f"Host,Custom,Custom-op3,Gradients/{scope.replace('3-Conv2d', '3-DepthwiseConv2d')}/Grad_Custom/Custom-op3,"
+        "2,8.0,4.0\n")
     assert prof.summarise(csv_file, kinds, steps=2) == [
-        ("depthwise 3x3: weight grad", 25.0), ("MaxPoolGrad", 20.0), ("depthwise 3x3: forward", 15.0)]
+        ("depthwise 3x3: weight grad", 25.0), ("MaxPoolGrad", 20.0), ("depthwise 3x3: forward", 15.0),
+        ("depthwise 3x3 (fast kernel): gradients", 4.0)]
+    v1_scope = "Default/network-WithLossCell/_backbone-ShuffleNetV1/features-SequentialCell/1-ShuffleV1Block/" \
+               "branch_main_1-SequentialCell/0-Conv2d"
+    csv_file.write_text("op_side,op_type,op_name,full_op_name,op_occurrences,op_total_time(ms),op_avg_time(ms)\n"
+                        f"Host,Conv2D,Conv2D-op0,{v1_scope}/Conv2D-op0,1,3.0,3.0\n")
+    v1_kinds = prof.conv_kinds(create_model("shufflenet_v1_g3_05"))
+    assert prof.summarise(csv_file, v1_kinds, steps=1) == [("grouped 1x1: forward", 3.0)]
 
 
 def test_guidelines_replot_rewrites_the_same_table_from_saved_measurements(tmp_path):

@@ -6,7 +6,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 from mindspore import Tensor, nn, ops
+from mindspore import dtype as mstype
 from mindspore.common import initializer as init
+
+from ..kernels import cpu_ops
 
 POOL_PADDINGS = ("same", "symmetric")
 
@@ -23,8 +26,11 @@ def downsample_pool(kind: str, pool_padding: str) -> nn.Cell:
         raise ValueError(f"unknown pool_padding {pool_padding!r}: choose one of {', '.join(POOL_PADDINGS)}")
     if kind == "max":
         if pool_padding == "same":
-            return nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
-        pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
+            pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
+        else:
+            pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
+            pool.symmetric_padding = 1
+        return MaxPool3x3(pool_padding, native=pool) if cpu_ops.enabled() else pool
     elif kind == "avg":
         if pool_padding == "same":
             return nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="same")
@@ -33,6 +39,68 @@ def downsample_pool(kind: str, pool_padding: str) -> nn.Cell:
         raise ValueError(f"unknown pool kind {kind!r}: choose 'max' or 'avg'")
     pool.symmetric_padding = 1  # export.py rewrites it as an explicit pad (ONNX has no such pool op)
     return pool
+
+
+class MaxPool3x3(nn.Cell):
+    """A 3x3 stride-2 max pool computed by the CPU fast kernels (``kernels.cpu_ops``); ``native`` is
+    MindSpore's pool with the same padding, used for other dtypes (the kernels are float32) and what
+    ``cpu_ops.use_native_kernels`` puts back."""
+
+    def __init__(self, pool_padding: str, native: nn.Cell) -> None:
+        super().__init__()
+        self.cpu_op = cpu_ops.max_pool_3x3_s2(pool_padding)
+        self.native = native
+
+    def construct(self, x: Tensor) -> Tensor:
+        if self.cpu_op is not None and x.dtype == mstype.float32:
+            return self.cpu_op(x)
+        return self.native(x)
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """A 3x3 depthwise convolution (padding 1, one group per channel, no bias): an ``nn.Conv2d`` with the
+    same parameter, computed by the CPU fast kernels (``kernels.cpu_ops``) when they are enabled as it
+    is built, and by MindSpore's convolution otherwise."""
+
+    def __init__(self, channels: int, stride: int = 1) -> None:
+        super().__init__(channels, channels, kernel_size=3, stride=stride, pad_mode="pad", padding=1, group=channels)
+        self.cpu_op = cpu_ops.depthwise_conv_3x3(stride) if cpu_ops.enabled() else None
+
+    def construct(self, x: Tensor) -> Tensor:
+        if self.cpu_op is not None and x.dtype == mstype.float32 and self.weight.dtype == mstype.float32:
+            output = self.cpu_op(x, self.weight)
+        else:
+            output = self.conv2d(x, self.weight)
+        if self.has_bias:  # export.fold_batchnorm gives it one
+            output = self.bias_add(output, self.bias)
+        return output
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (same parameters, names and semantics) whose training-mode forward and gradient
+    run on the CPU fast kernels (``kernels.cpu_ops``) when they are enabled as it is built. The moving
+    averages are updated as MindSpore's BatchNorm updates them; inference uses MindSpore's kernel."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.9) -> None:
+        super().__init__(num_features, eps=eps, momentum=momentum)
+        self.cpu_op = cpu_ops.batch_norm_train() if cpu_ops.enabled() else None
+        self.eps_tensor = Tensor([eps], mstype.float32)
+
+    def construct(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return self.bn_infer(x, self.gamma, self.beta, self.moving_mean, self.moving_variance)[0]
+        if self.cpu_op is None or x.dtype != mstype.float32 or self.gamma.dtype != mstype.float32:
+            return self.bn_train(x, self.gamma, self.beta, self.moving_mean, self.moving_variance)[0]
+        y, mean, var = self.cpu_op(x, self.gamma, self.beta, self.eps_tensor)
+        # MindSpore's rule: moving = (1 - m) * moving + m * batch, m = self.momentum (1 - the constructor's
+        # momentum), with the unbiased variance
+        count = x.shape[0] * x.shape[2] * x.shape[3]
+        var = var * (count / max(count - 1, 1))
+        m = self.momentum
+        y = ops.depend(y, ops.assign(self.moving_mean, self.moving_mean * (1 - m) + ops.stop_gradient(mean) * m))
+        y = ops.depend(y, ops.assign(self.moving_variance,
+                                     self.moving_variance * (1 - m) + ops.stop_gradient(var) * m))
+        return y
 
 
 class PadValueConv2d(nn.Conv2d):

@@ -12,7 +12,8 @@ from typing import Any, Dict, Optional, Sequence
 
 from mindspore import Tensor, nn, ops
 
-from .layers import EvenOddSplit, GlobalAvgPool, downsample_pool, init_like_mindcv, stem_conv
+from .layers import (BatchNorm2d, DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, downsample_pool, init_like_mindcv,
+                     stem_conv)
 from .registry import register_model
 from .weights import load_pretrained
 
@@ -53,22 +54,20 @@ class ShuffleV2Block(nn.Cell):
         main_out = out_channels - proj_out
         self.branch_main = nn.SequentialCell(
             nn.Conv2d(in_channels, mid_channels, kernel_size=1),
-            nn.BatchNorm2d(mid_channels),
+            BatchNorm2d(mid_channels),
             nn.ReLU(),
-            nn.Conv2d(mid_channels, mid_channels, kernel_size=3, stride=stride, pad_mode="pad", padding=1,
-                      group=mid_channels),
-            nn.BatchNorm2d(mid_channels),
+            DepthwiseConv2d(mid_channels, stride),
+            BatchNorm2d(mid_channels),
             nn.Conv2d(mid_channels, main_out, kernel_size=1),
-            nn.BatchNorm2d(main_out),
+            BatchNorm2d(main_out),
             nn.ReLU(),
         )
         if stride == 2:
             self.branch_proj = nn.SequentialCell(
-                nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=2, pad_mode="pad", padding=1,
-                          group=in_channels),
-                nn.BatchNorm2d(in_channels),
+                DepthwiseConv2d(in_channels, stride=2),
+                BatchNorm2d(in_channels),
                 nn.Conv2d(in_channels, proj_out, kernel_size=1),
-                nn.BatchNorm2d(proj_out),
+                BatchNorm2d(proj_out),
                 nn.ReLU(),
             )
             self.split = None
@@ -131,7 +130,7 @@ class ShuffleNetV2(nn.Cell):
 
         self.first_conv = nn.SequentialCell(
             stem_conv(in_channels, stem, stem_pad_value),
-            nn.BatchNorm2d(stem),
+            BatchNorm2d(stem),
             nn.ReLU(),
         )
         self.max_pool = downsample_pool("max", pool_padding)
@@ -148,7 +147,7 @@ class ShuffleNetV2(nn.Cell):
 
         self.conv_last = nn.SequentialCell(
             nn.Conv2d(width, last, kernel_size=1),
-            nn.BatchNorm2d(last),
+            BatchNorm2d(last),
             nn.ReLU(),
         )
         self.pool = GlobalAvgPool()
