@@ -81,8 +81,10 @@ def export_friendly_pools(net: nn.Cell) -> int:
     MindSpore's padded pools compile to 3-D pooling ops that its ONNX exporter does not know. Zero padding
     is what the average pool counts (``count_include_pad=True``); for the max pool it equals the proper
     -inf padding because in these networks the max pool reads the stem's ReLU output (>= 0), which is
-    checked here. The results are the same as before.
+    checked here. The results are the same as before. The CPU fast kernels' pools are first switched
+    back to MindSpore's (``kernels.use_native_kernels``).
     """
+    use_native_kernels(net)
     replaced = 0
     for parent_name, parent in list(net.cells_and_names()):
         for name, child in list(parent.name_cells().items()):

@@ -61,7 +61,12 @@ def summarise(detail_csv: Path, kinds: Dict[str, str], steps: int) -> List[Tuple
             kind = kinds.get(cell, "other conv")
             totals[f"{kind}: {CONV_KINDS[op]}"] += ms_total
         elif op == "Custom":  # the CPU fast kernels (mindcv_shufflenet/kernels)
-            layer = "depthwise 3x3" if "DepthwiseConv2d" in name else "max pool" if "MaxPool3x3" in name else "other"
+            if "DepthwiseConv2d" in name:
+                layer = "depthwise 3x3"
+            elif "Pool3x3" in name:
+                layer = "max pool" if "max_pool-Pool3x3" in name else "avg pool"
+            else:
+                layer = "BatchNorm" if "BatchNorm2d" in name else "other"
             part = "gradients" if name.startswith("Gradients/") else "forward"
             totals[f"{layer} (fast kernel): {part}"] += ms_total
         else:

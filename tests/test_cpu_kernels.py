@@ -11,7 +11,7 @@ from mindspore import Tensor, nn, ops
 from conftest import randomize
 from mindcv_shufflenet import create_model, kernels
 from mindcv_shufflenet.kernels import cpu_ops
-from mindcv_shufflenet.models.layers import BatchNorm2d, DepthwiseConv2d, MaxPool3x3, downsample_pool
+from mindcv_shufflenet.models.layers import BatchNorm2d, DepthwiseConv2d, Pool3x3, downsample_pool
 
 TOLERANCE = 1e-5  # of the reference's largest magnitude
 
@@ -43,7 +43,7 @@ def test_kernels_are_on_by_default_on_the_cpu():
     depthwise = [c for _, c in net.cells_and_names() if isinstance(c, DepthwiseConv2d)]
     assert len(depthwise) == 16 + 3  # one per unit, plus the projection branch of each stride-2 unit
     assert all(c.cpu_op is not None for c in depthwise)
-    assert isinstance(net.max_pool, MaxPool3x3)
+    assert isinstance(net.max_pool, Pool3x3)
     assert all(c.cpu_op is not None for _, c in net.cells_and_names() if isinstance(c, nn.BatchNorm2d))
 
 
@@ -69,15 +69,16 @@ def test_depthwise_kernels_match_mindspore_convolution(mode, stride, shape):
     assert relative_error(dw_fast, dw_native) < TOLERANCE
 
 
+@pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("padding", ["same", "symmetric"])
 @pytest.mark.parametrize("shape", [(2, 3, 12, 12), (2, 2, 9, 11), (1, 1, 2, 3)])
-def test_max_pool_kernels_match_mindspore_pool_including_ties(mode, padding, shape):
+def test_pool_kernels_match_mindspore_pools_including_ties(mode, kind, padding, shape):
     rng = np.random.default_rng(1)
-    fast = downsample_pool("max", padding)
-    assert isinstance(fast, MaxPool3x3)
+    fast = downsample_pool(kind, padding)
+    assert isinstance(fast, Pool3x3)
     with kernels.native_kernels():
-        native = downsample_pool("max", padding)
-    assert isinstance(native, nn.MaxPool2d)
+        native = downsample_pool(kind, padding)
+    assert isinstance(native, nn.MaxPool2d if kind == "max" else nn.AvgPool2d)
     # a ReLU's output, as in the networks: many windows hold several equal maxima (zeros), and whole
     # windows of equal values check that the gradient goes where MindSpore sends it
     x = np.maximum(rng.standard_normal(shape), 0).astype(np.float32)
@@ -86,8 +87,12 @@ def test_max_pool_kernels_match_mindspore_pool_including_ties(mode, padding, sha
     dy = Tensor(rng.standard_normal(native(x).shape).astype(np.float32))
     y_native, dx_native, _ = value_and_grads(native, x, dy)
     y_fast, dx_fast, _ = value_and_grads(fast, x, dy)
-    np.testing.assert_array_equal(y_fast, y_native)
-    np.testing.assert_array_equal(dx_fast, dx_native)
+    if kind == "max":  # a choice, not arithmetic: exactly MindSpore's
+        np.testing.assert_array_equal(y_fast, y_native)
+        np.testing.assert_array_equal(dx_fast, dx_native)
+    else:
+        assert relative_error(y_fast, y_native) < TOLERANCE
+        assert relative_error(dx_fast, dx_native) < TOLERANCE
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 14, 14), (4, 2, 3, 5), (8, 3, 1, 1)])

@@ -1,6 +1,6 @@
 // CPU kernels for the layers where MindSpore 2.10's own CPU kernels are slowest in ShuffleNet:
 // the 3x3 depthwise convolution (forward, input gradient, weight gradient), the 3x3 stride-2
-// max pool (forward, gradient) and BatchNorm in training mode (forward, gradient). kernels/cpu_ops.py compiles this file and calls it through MindSpore
+// max and average pools (forward, gradient) and BatchNorm in training mode (forward, gradient). kernels/cpu_ops.py compiles this file and calls it through MindSpore
 // "aot" custom operators. Each exported function has that interface: params holds the inputs, then
 // the output; shapes[i] is the shape of params[i]; a non-zero return is an error. Tensors are
 // float32, NCHW, contiguous. Every (image, channel) plane is independent, so the work is split over
@@ -27,14 +27,16 @@ int cpu_count() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-// Runs body(begin, end) over [0, n) split into contiguous chunks, one per thread, on as many threads
-// as there are CPUs and at least ~64K elements of work each. Threads are started per call (tens of
-// microseconds) rather than kept spinning: between these kernels MindSpore's own threads need the
-// cores, and an OpenMP pool's spin-waiting took them (inference ran 1.5x slower with it).
+// Runs body(begin, end) over [0, n) split into contiguous chunks, one per thread: as many threads as
+// there are CPUs, but each with at least 256K units of work (a unit: one value read or one
+// multiply-add; ~100 us). Threads are started per call rather than kept spinning: between these
+// kernels MindSpore's own threads need the cores, and an OpenMP pool's spin-waiting took them
+// (inference ran 1.5x slower with it). Starting one costs tens of microseconds, far more on a loaded
+// machine, where it waits for a core: with 32K units a thread, batch-1 inference ran 2-4x slower.
 template <typename Body>
 void parallel_for(int64_t n, int64_t work_per_item, Body body) {
   static const int64_t cpus = cpu_count();
-  const int64_t by_work = std::max<int64_t>(1, n * work_per_item / (1 << 16));
+  const int64_t by_work = std::max<int64_t>(1, n * work_per_item / (1 << 18));
   const int64_t threads = std::min({cpus, by_work, n});
   if (threads <= 1) {
     body(int64_t(0), n);
@@ -123,6 +125,64 @@ int max_pool_backward(void **params, int64_t **shapes) {
   return 0;
 }
 
+// ---- 3x3 stride-2 average pool ------------------------------------------------------------------
+// PAD_SAME: pad_mode="same", the divisor counts only the window's values inside the input;
+// otherwise one on every side, and the divisor is always 9 (the padding counted, as PyTorch's
+// count_include_pad=True).
+
+template <bool SAME>
+int avg_pool_forward(void **params, int64_t **shapes) {
+  const float *x = static_cast<const float *>(params[0]);
+  float *y = static_cast<float *>(params[1]);
+  const int64_t N = shapes[0][0], C = shapes[0][1], H = shapes[0][2], W = shapes[0][3];
+  const int64_t OH = shapes[1][2], OW = shapes[1][3];
+  const int64_t pt = pool_pad(SAME, H, OH), pl = pool_pad(SAME, W, OW);
+  parallel_for(N * C, H * W, [=](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float *xp = x + p * H * W;
+      float *yp = y + p * OH * OW;
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const int64_t h0 = std::max<int64_t>(oh * 2 - pt, 0), h1 = std::min<int64_t>(oh * 2 - pt + 3, H);
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t w0 = std::max<int64_t>(ow * 2 - pl, 0), w1 = std::min<int64_t>(ow * 2 - pl + 3, W);
+          float sum = 0.f;
+          for (int64_t ih = h0; ih < h1; ++ih)
+            for (int64_t iw = w0; iw < w1; ++iw) sum += xp[ih * W + iw];
+          yp[oh * OW + ow] = sum / (SAME ? static_cast<float>((h1 - h0) * (w1 - w0)) : 9.f);
+        }
+      }
+    }
+  });
+  return 0;
+}
+
+// Inputs x (only its shape is read), dy; output dx.
+template <bool SAME>
+int avg_pool_backward(void **params, int64_t **shapes) {
+  const float *dy = static_cast<const float *>(params[1]);
+  float *dx = static_cast<float *>(params[2]);
+  const int64_t N = shapes[0][0], C = shapes[0][1], H = shapes[0][2], W = shapes[0][3];
+  const int64_t OH = shapes[1][2], OW = shapes[1][3];
+  const int64_t pt = pool_pad(SAME, H, OH), pl = pool_pad(SAME, W, OW);
+  parallel_for(N * C, H * W, [=](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const float *dyp = dy + p * OH * OW;
+      float *dxp = dx + p * H * W;
+      std::memset(dxp, 0, sizeof(float) * H * W);
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const int64_t h0 = std::max<int64_t>(oh * 2 - pt, 0), h1 = std::min<int64_t>(oh * 2 - pt + 3, H);
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t w0 = std::max<int64_t>(ow * 2 - pl, 0), w1 = std::min<int64_t>(ow * 2 - pl + 3, W);
+          const float g = dyp[oh * OW + ow] / (SAME ? static_cast<float>((h1 - h0) * (w1 - w0)) : 9.f);
+          for (int64_t ih = h0; ih < h1; ++ih)
+            for (int64_t iw = w0; iw < w1; ++iw) dxp[ih * W + iw] += g;
+        }
+      }
+    }
+  });
+  return 0;
+}
+
 // ---- 3x3 depthwise convolution, padding 1, stride S --------------------------------------------
 // x (N, C, H, W), w (C, 1, 3, 3), y (N, C, OH, OW). Planes are copied into a zero-bordered buffer so
 // that the inner loops have no bounds checks and (for stride 1) vectorize.
@@ -161,7 +221,7 @@ int depthwise_forward(void **params, int64_t **shapes) {
   float *y = static_cast<float *>(params[2]);
   const int64_t N = shapes[0][0], C = shapes[0][1], H = shapes[0][2], W = shapes[0][3];
   const int64_t OH = shapes[2][2], OW = shapes[2][3];
-  parallel_for(N * C, H * W * 2, [=](int64_t begin, int64_t end) {
+  parallel_for(N * C, H * W * 9, [=](int64_t begin, int64_t end) {
     std::vector<float> xpad((H + 2) * (W + 2));
     for (int64_t p = begin; p < end; ++p) {
       pad_plane(x + p * H * W, H, W, xpad.data());
@@ -179,7 +239,7 @@ int depthwise_backward_input(void **params, int64_t **shapes) {
   float *dx = static_cast<float *>(params[3]);
   const int64_t N = shapes[0][0], C = shapes[0][1], H = shapes[0][2], W = shapes[0][3];
   const int64_t OH = shapes[2][2], OW = shapes[2][3];
-  parallel_for(N * C, H * W * 2, [=](int64_t begin, int64_t end) {
+  parallel_for(N * C, H * W * 9, [=](int64_t begin, int64_t end) {
     if (S == 1) {
       // a stride-1 convolution's input gradient is the convolution of dy with the flipped kernel
       std::vector<float> dypad((OH + 2) * (OW + 2));
@@ -228,7 +288,7 @@ int depthwise_backward_weight(void **params, int64_t **shapes) {
   const int64_t N = shapes[0][0], C = shapes[0][1], H = shapes[0][2], W = shapes[0][3];
   const int64_t OH = shapes[2][2], OW = shapes[2][3];
   const int64_t PW = W + 2;
-  parallel_for(C, N * H * W * 2, [=](int64_t begin, int64_t end) {
+  parallel_for(C, N * H * W * 9, [=](int64_t begin, int64_t end) {
     std::vector<float> xpad((H + 2) * PW);
     for (int64_t c = begin; c < end; ++c) {
       double acc[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -367,6 +427,10 @@ AOT_KERNEL(MaxPoolSameForward, max_pool_forward<true>)
 AOT_KERNEL(MaxPoolSameBackward, max_pool_backward<true>)
 AOT_KERNEL(MaxPoolSymmetricForward, max_pool_forward<false>)
 AOT_KERNEL(MaxPoolSymmetricBackward, max_pool_backward<false>)
+AOT_KERNEL(AvgPoolSameForward, avg_pool_forward<true>)
+AOT_KERNEL(AvgPoolSameBackward, avg_pool_backward<true>)
+AOT_KERNEL(AvgPoolSymmetricForward, avg_pool_forward<false>)
+AOT_KERNEL(AvgPoolSymmetricBackward, avg_pool_backward<false>)
 AOT_KERNEL(DepthwiseForwardS1, depthwise_forward<1>)
 AOT_KERNEL(DepthwiseForwardS2, depthwise_forward<2>)
 AOT_KERNEL(DepthwiseBackwardInputS1, depthwise_backward_input<1>)

@@ -3,7 +3,7 @@
 On a CPU, MindSpore 2.10's kernels for the depthwise 3x3 convolution (above all its gradients) and for
 the max pool's gradient take about half of a ShuffleNet training step. The kernels in
 ``cpu_kernels.cc`` compute the same values (to float32 rounding; the max pool exactly) several times
-faster. They are used when all of these hold, else MindSpore's own kernels are:
+faster; those for the average pool and training-mode BatchNorm, somewhat faster. They are used when all of these hold, else MindSpore's own kernels are:
 
 - the device is the CPU (on Ascend MindSpore's kernels are the fast ones);
 - ``MINDCV_SHUFFLENET_CPU_KERNELS`` is not ``0`` (``1`` makes an unavailable fast path an error);
@@ -11,7 +11,8 @@ faster. They are used when all of these hold, else MindSpore's own kernels are:
   ``$MINDCV_SHUFFLENET_CACHE`` (default ``~/.cache/mindcv_shufflenet``), keyed by the source, the flags,
   the compiler and the CPU, and reused after that.
 
-The choice is made when a network is built (``layers.DepthwiseConv2d``, ``layers.MaxPool3x3``), so a
+The choice is made when a network is built (``layers.DepthwiseConv2d``, ``layers.Pool3x3``,
+``layers.BatchNorm2d``), so a
 graph never switches mid-run. ``use_native_kernels(net)`` switches a built network back to MindSpore's
 kernels (``export.py`` does, since custom operators cannot be exported).
 """
@@ -187,17 +188,17 @@ def _pooled(size: int) -> int:
     return (size - 1) // 2 + 1  # 3x3 stride 2, "same" or padding 1: the same output size
 
 
-def max_pool_3x3_s2(padding: str):
-    """A 3x3 stride-2 max pool, ``padding`` "same" (MindSpore's pad_mode) or "symmetric" (one on every
-    side), with its gradient."""
-    name = {"same": "Same", "symmetric": "Symmetric"}[padding]
-    backward = _custom(f"MaxPool{name}Backward", out_shape=lambda x, dy: x)
+def pool_3x3_s2(kind: str, padding: str):
+    """A 3x3 stride-2 ``kind`` ("max" or "avg") pool, ``padding`` "same" (MindSpore's pad_mode: the
+    average counts only the input's values) or "symmetric" (one on every side: the average counts the
+    padding), with its gradient; see ``layers.downsample_pool``."""
+    name = {"max": "MaxPool", "avg": "AvgPool"}[kind] + {"same": "Same", "symmetric": "Symmetric"}[padding]
+    backward = _custom(f"{name}Backward", out_shape=lambda x, dy: x)
 
     def bprop(x, out, dout):
         return (backward(x, dout),)
 
-    return _custom(f"MaxPool{name}Forward", out_shape=lambda x: [x[0], x[1], _pooled(x[2]), _pooled(x[3])],
-                   bprop=bprop)
+    return _custom(f"{name}Forward", out_shape=lambda x: [x[0], x[1], _pooled(x[2]), _pooled(x[3])], bprop=bprop)
 
 
 def depthwise_conv_3x3(stride: int):

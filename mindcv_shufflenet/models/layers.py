@@ -29,26 +29,26 @@ def downsample_pool(kind: str, pool_padding: str) -> nn.Cell:
             pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
         else:
             pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
-            pool.symmetric_padding = 1
-        return MaxPool3x3(pool_padding, native=pool) if cpu_ops.enabled() else pool
     elif kind == "avg":
         if pool_padding == "same":
-            return nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="same")
-        pool = nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1, count_include_pad=True)
+            pool = nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="same")
+        else:
+            pool = nn.AvgPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1, count_include_pad=True)
     else:
         raise ValueError(f"unknown pool kind {kind!r}: choose 'max' or 'avg'")
-    pool.symmetric_padding = 1  # export.py rewrites it as an explicit pad (ONNX has no such pool op)
-    return pool
+    if pool_padding == "symmetric":
+        pool.symmetric_padding = 1  # export.py rewrites it as an explicit pad (ONNX has no such pool op)
+    return Pool3x3(kind, pool_padding, native=pool) if cpu_ops.enabled() else pool
 
 
-class MaxPool3x3(nn.Cell):
-    """A 3x3 stride-2 max pool computed by the CPU fast kernels (``kernels.cpu_ops``); ``native`` is
-    MindSpore's pool with the same padding, used for other dtypes (the kernels are float32) and what
-    ``cpu_ops.use_native_kernels`` puts back."""
+class Pool3x3(nn.Cell):
+    """A 3x3 stride-2 max or average pool computed by the CPU fast kernels (``kernels.cpu_ops``);
+    ``native`` is MindSpore's pool with the same padding, used for other dtypes (the kernels are
+    float32) and what ``cpu_ops.use_native_kernels`` puts back."""
 
-    def __init__(self, pool_padding: str, native: nn.Cell) -> None:
+    def __init__(self, kind: str, pool_padding: str, native: nn.Cell) -> None:
         super().__init__()
-        self.cpu_op = cpu_ops.max_pool_3x3_s2(pool_padding)
+        self.cpu_op = cpu_ops.pool_3x3_s2(kind, pool_padding)
         self.native = native
 
     def construct(self, x: Tensor) -> Tensor:
