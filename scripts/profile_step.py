@@ -66,7 +66,7 @@ def summarise(detail_csv: Path, kinds: Dict[str, str], steps: int) -> List[Tuple
             elif "Pool3x3" in name:
                 layer = "max pool" if "max_pool-Pool3x3" in name else "avg pool"
             else:
-                layer = "BatchNorm" if "BatchNorm2d" in name else "other"
+                layer = "other"
             part = "gradients" if name.startswith("Gradients/") else "forward"
             totals[f"{layer} (fast kernel): {part}"] += ms_total
         else:

@@ -1,13 +1,12 @@
 // CPU kernels for the layers where MindSpore 2.10's own CPU kernels are slowest in ShuffleNet:
-// the 3x3 depthwise convolution (forward, input gradient, weight gradient), the 3x3 stride-2
-// max and average pools (forward, gradient) and BatchNorm in training mode (forward, gradient). kernels/cpu_ops.py compiles this file and calls it through MindSpore
+// the 3x3 depthwise convolution (forward, input gradient, weight gradient) and the 3x3 stride-2
+// max and average pools (forward, gradient). kernels/cpu_ops.py compiles this file and calls it through MindSpore
 // "aot" custom operators. Each exported function has that interface: params holds the inputs, then
 // the output; shapes[i] is the shape of params[i]; a non-zero return is an error. Tensors are
 // float32, NCHW, contiguous. Every (image, channel) plane is independent, so the work is split over
 // planes (over channels for the weight gradient, which sums over images) between threads.
 
 #include <cfloat>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <algorithm>
@@ -319,100 +318,6 @@ int depthwise_backward_weight(void **params, int64_t **shapes) {
   return 0;
 }
 
-// ---- BatchNorm in training mode (batch statistics) ----------------------------------------------
-// x (N, C, H, W); per channel c, over its N*H*W values: mean, biased variance var, and
-// y = (x - mean) / sqrt(var + eps) * gamma + beta. Sums per plane in float, across planes in double.
-
-// Inputs x, gamma, beta, eps (1 value); outputs y, mean, var.
-int batch_norm_forward(void **params, int64_t **shapes) {
-  const float *x = static_cast<const float *>(params[0]);
-  const float *gamma = static_cast<const float *>(params[1]);
-  const float *beta = static_cast<const float *>(params[2]);
-  const float eps = *static_cast<const float *>(params[3]);
-  float *y = static_cast<float *>(params[4]);
-  float *mean_out = static_cast<float *>(params[5]);
-  float *var_out = static_cast<float *>(params[6]);
-  const int64_t N = shapes[0][0], C = shapes[0][1], HW = shapes[0][2] * shapes[0][3];
-  const double count = static_cast<double>(N * HW);
-  parallel_for(C, N * HW * 3, [=](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) {
-      // one pass over shifted values (x - K, K one of the channel's values): their sum and sum of
-      // squares give mean and variance without the cancellation of the unshifted formula
-      const float K = x[c * HW];
-      double sum = 0.0, squares = 0.0;
-      for (int64_t n = 0; n < N; ++n) {
-        const float *p = x + (n * C + c) * HW;
-        float part = 0.f, part_sq = 0.f;
-        for (int64_t i = 0; i < HW; ++i) {
-          const float d = p[i] - K;
-          part += d;
-          part_sq += d * d;
-        }
-        sum += part;
-        squares += part_sq;
-      }
-      const double mean = K + sum / count;
-      const float mean_f = static_cast<float>(mean);
-      const double var = std::max((squares - sum * sum / count) / count, 0.0);
-      const float scale = static_cast<float>(gamma[c] / std::sqrt(var + eps)), shift = beta[c];
-      for (int64_t n = 0; n < N; ++n) {
-        const float *p = x + (n * C + c) * HW;
-        float *q = y + (n * C + c) * HW;
-        for (int64_t i = 0; i < HW; ++i) q[i] = (p[i] - mean_f) * scale + shift;
-      }
-      mean_out[c] = mean_f;
-      var_out[c] = static_cast<float>(var);
-    }
-  });
-  return 0;
-}
-
-// Inputs x, gamma, mean, var, eps, dy; outputs dx, dgamma, dbeta.
-int batch_norm_backward(void **params, int64_t **shapes) {
-  const float *x = static_cast<const float *>(params[0]);
-  const float *gamma = static_cast<const float *>(params[1]);
-  const float *mean = static_cast<const float *>(params[2]);
-  const float *var = static_cast<const float *>(params[3]);
-  const float eps = *static_cast<const float *>(params[4]);
-  const float *dy = static_cast<const float *>(params[5]);
-  float *dx = static_cast<float *>(params[6]);
-  float *dgamma = static_cast<float *>(params[7]);
-  float *dbeta = static_cast<float *>(params[8]);
-  const int64_t N = shapes[0][0], C = shapes[0][1], HW = shapes[0][2] * shapes[0][3];
-  const double count = static_cast<double>(N * HW);
-  parallel_for(C, N * HW * 3, [=](int64_t begin, int64_t end) {
-    for (int64_t c = begin; c < end; ++c) {
-      const float m = mean[c];
-      const double invstd = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
-      double sum_dy = 0.0, sum_dy_xc = 0.0;  // sums of dy and of dy * (x - mean)
-      for (int64_t n = 0; n < N; ++n) {
-        const float *p = x + (n * C + c) * HW;
-        const float *g = dy + (n * C + c) * HW;
-        float part = 0.f, part_xc = 0.f;
-        for (int64_t i = 0; i < HW; ++i) {
-          part += g[i];
-          part_xc += g[i] * (p[i] - m);
-        }
-        sum_dy += part;
-        sum_dy_xc += part_xc;
-      }
-      // dx = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), xhat = (x - mean) * invstd
-      const float a = static_cast<float>(gamma[c] * invstd);
-      const float b = static_cast<float>(sum_dy / count);
-      const float k = static_cast<float>(sum_dy_xc / count * invstd * invstd);
-      for (int64_t n = 0; n < N; ++n) {
-        const float *p = x + (n * C + c) * HW;
-        const float *g = dy + (n * C + c) * HW;
-        float *q = dx + (n * C + c) * HW;
-        for (int64_t i = 0; i < HW; ++i) q[i] = a * (g[i] - b - (p[i] - m) * k);
-      }
-      dgamma[c] = static_cast<float>(sum_dy_xc * invstd);
-      dbeta[c] = static_cast<float>(sum_dy);
-    }
-  });
-  return 0;
-}
-
 }  // namespace
 
 #define AOT_KERNEL(name, impl)                                                                     \
@@ -437,5 +342,3 @@ AOT_KERNEL(DepthwiseBackwardInputS1, depthwise_backward_input<1>)
 AOT_KERNEL(DepthwiseBackwardInputS2, depthwise_backward_input<2>)
 AOT_KERNEL(DepthwiseBackwardWeightS1, depthwise_backward_weight<1>)
 AOT_KERNEL(DepthwiseBackwardWeightS2, depthwise_backward_weight<2>)
-AOT_KERNEL(BatchNormForward, batch_norm_forward)
-AOT_KERNEL(BatchNormBackward, batch_norm_backward)

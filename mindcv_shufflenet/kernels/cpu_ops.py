@@ -3,7 +3,7 @@
 On a CPU, MindSpore 2.10's kernels for the depthwise 3x3 convolution (above all its gradients) and for
 the max pool's gradient take about half of a ShuffleNet training step. The kernels in
 ``cpu_kernels.cc`` compute the same values (to float32 rounding; the max pool exactly) several times
-faster; those for the average pool and training-mode BatchNorm, somewhat faster. They are used when all of these hold, else MindSpore's own kernels are:
+faster (the average pool's, somewhat faster). They are used when all of these hold, else MindSpore's own kernels are:
 
 - the device is the CPU (on Ascend MindSpore's kernels are the fast ones);
 - ``MINDCV_SHUFFLENET_CPU_KERNELS`` is not ``0`` (``1`` makes an unavailable fast path an error);
@@ -11,8 +11,7 @@ faster; those for the average pool and training-mode BatchNorm, somewhat faster.
   ``$MINDCV_SHUFFLENET_CACHE`` (default ``~/.cache/mindcv_shufflenet``), keyed by the source, the flags,
   the compiler and the CPU, and reused after that.
 
-The choice is made when a network is built (``layers.DepthwiseConv2d``, ``layers.Pool3x3``,
-``layers.BatchNorm2d``), so a
+The choice is made when a network is built (``layers.DepthwiseConv2d``, ``layers.Pool3x3``), so a
 graph never switches mid-run. ``use_native_kernels(net)`` switches a built network back to MindSpore's
 kernels (``export.py`` does, since custom operators cannot be exported).
 """
@@ -173,21 +172,19 @@ def use_native_kernels(net) -> int:
 # ---- the operators ---------------------------------------------------------------------------------
 
 
-def _custom(function: str, out_shape, bprop=None, outputs: int = 1):
-    """The kernel ``function`` as an operator; its outputs take the first input's dtype (float32)."""
+def _custom(function: str, out_shape, bprop=None):
+    """The kernel ``function`` as an operator; its output takes the first input's dtype (float32)."""
     from mindspore import ops
 
-    def out_dtype(*dtypes):
-        return dtypes[0] if outputs == 1 else [dtypes[0]] * outputs
-
-    return ops.Custom(f"{library_path()}:{function}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot",
-                      bprop=bprop)
+    return ops.Custom(f"{library_path()}:{function}", out_shape=out_shape, out_dtype=lambda *dtypes: dtypes[0],
+                      func_type="aot", bprop=bprop)
 
 
 def _pooled(size: int) -> int:
     return (size - 1) // 2 + 1  # 3x3 stride 2, "same" or padding 1: the same output size
 
 
+@functools.lru_cache(maxsize=None)
 def pool_3x3_s2(kind: str, padding: str):
     """A 3x3 stride-2 ``kind`` ("max" or "avg") pool, ``padding`` "same" (MindSpore's pad_mode: the
     average counts only the input's values) or "symmetric" (one on every side: the average counts the
@@ -201,6 +198,7 @@ def pool_3x3_s2(kind: str, padding: str):
     return _custom(f"{name}Forward", out_shape=lambda x: [x[0], x[1], _pooled(x[2]), _pooled(x[3])], bprop=bprop)
 
 
+@functools.lru_cache(maxsize=None)
 def depthwise_conv_3x3(stride: int):
     """A 3x3 depthwise convolution with padding 1: ``op(x, weight)``, weight (C, 1, 3, 3), with its
     gradients."""
@@ -216,20 +214,3 @@ def depthwise_conv_3x3(stride: int):
         return [x[0], x[1], (x[2] - 1) // stride + 1, (x[3] - 1) // stride + 1]
 
     return _custom(f"DepthwiseForwardS{stride}", out_shape=out_shape, bprop=bprop)
-
-
-def batch_norm_train():
-    """BatchNorm with batch statistics: ``y, mean, var = op(x, gamma, beta, eps)`` with ``eps`` a
-    one-element float32 tensor and ``var`` the biased variance, with its gradient (to x, gamma and beta)."""
-    from mindspore import ops
-
-    backward = _custom("BatchNormBackward", outputs=3,
-                       out_shape=lambda x, gamma, mean, var, eps, dy: [x, gamma, gamma])
-
-    def bprop(x, gamma, beta, eps, out, dout):
-        # mean and var only feed the moving averages, which no loss depends on
-        dx, dgamma, dbeta = backward(x, gamma, out[1], out[2], eps, dout[0])
-        return dx, dgamma, dbeta, ops.zeros_like(eps)
-
-    return _custom("BatchNormForward", outputs=3, out_shape=lambda x, gamma, beta, eps: [x, gamma, gamma],
-                   bprop=bprop)

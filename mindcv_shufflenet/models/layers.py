@@ -76,33 +76,6 @@ class DepthwiseConv2d(nn.Conv2d):
         return output
 
 
-class BatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` (same parameters, names and semantics) whose training-mode forward and gradient
-    run on the CPU fast kernels (``kernels.cpu_ops``) when they are enabled as it is built. The moving
-    averages are updated as MindSpore's BatchNorm updates them; inference uses MindSpore's kernel."""
-
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.9) -> None:
-        super().__init__(num_features, eps=eps, momentum=momentum)
-        self.cpu_op = cpu_ops.batch_norm_train() if cpu_ops.enabled() else None
-        self.eps_tensor = Tensor([eps], mstype.float32)
-
-    def construct(self, x: Tensor) -> Tensor:
-        if not self.training:
-            return self.bn_infer(x, self.gamma, self.beta, self.moving_mean, self.moving_variance)[0]
-        if self.cpu_op is None or x.dtype != mstype.float32 or self.gamma.dtype != mstype.float32:
-            return self.bn_train(x, self.gamma, self.beta, self.moving_mean, self.moving_variance)[0]
-        y, mean, var = self.cpu_op(x, self.gamma, self.beta, self.eps_tensor)
-        # MindSpore's rule: moving = (1 - m) * moving + m * batch, m = self.momentum (1 - the constructor's
-        # momentum), with the unbiased variance
-        count = x.shape[0] * x.shape[2] * x.shape[3]
-        var = var * (count / max(count - 1, 1))
-        m = self.momentum
-        y = ops.depend(y, ops.assign(self.moving_mean, self.moving_mean * (1 - m) + ops.stop_gradient(mean) * m))
-        y = ops.depend(y, ops.assign(self.moving_variance,
-                                     self.moving_variance * (1 - m) + ops.stop_gradient(var) * m))
-        return y
-
-
 class PadValueConv2d(nn.Conv2d):
     """A convolution whose zero padding is replaced by a constant per input channel.
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from mindspore import Tensor, nn, ops
 
-from .layers import (BatchNorm2d, ChannelShuffle, DepthwiseConv2d, GlobalAvgPool, downsample_pool, init_like_mindcv,
+from .layers import (ChannelShuffle, DepthwiseConv2d, GlobalAvgPool, downsample_pool, init_like_mindcv,
                      stem_conv)
 from .registry import register_model
 from .weights import load_pretrained
@@ -64,15 +64,15 @@ class ShuffleV1Block(nn.Cell):
         main_out = out_channels - in_channels if stride == 2 else out_channels
         self.branch_main_1 = nn.SequentialCell(
             nn.Conv2d(in_channels, mid_channels, kernel_size=1, group=groups if group_first_conv else 1),
-            BatchNorm2d(mid_channels),
+            nn.BatchNorm2d(mid_channels),
             nn.ReLU(),
         )
         self.shuffle = ChannelShuffle(groups) if groups > 1 else None
         self.branch_main_2 = nn.SequentialCell(
             DepthwiseConv2d(mid_channels, stride),
-            BatchNorm2d(mid_channels),
+            nn.BatchNorm2d(mid_channels),
             nn.Conv2d(mid_channels, main_out, kernel_size=1, group=groups),
-            BatchNorm2d(main_out),
+            nn.BatchNorm2d(main_out),
         )
         self.branch_proj = downsample_pool("avg", pool_padding) if stride == 2 else None
         self.relu = nn.ReLU()
@@ -130,7 +130,7 @@ class ShuffleNetV1(nn.Cell):
 
         self.first_conv = nn.SequentialCell(
             stem_conv(in_channels, stem, stem_pad_value),
-            BatchNorm2d(stem),
+            nn.BatchNorm2d(stem),
             nn.ReLU(),
         )
         self.max_pool = downsample_pool("max", pool_padding)

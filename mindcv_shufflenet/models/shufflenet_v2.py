@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from mindspore import Tensor, nn, ops
 
-from .layers import (BatchNorm2d, DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, downsample_pool, init_like_mindcv,
+from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, downsample_pool, init_like_mindcv,
                      stem_conv)
 from .registry import register_model
 from .weights import load_pretrained
@@ -54,20 +54,20 @@ class ShuffleV2Block(nn.Cell):
         main_out = out_channels - proj_out
         self.branch_main = nn.SequentialCell(
             nn.Conv2d(in_channels, mid_channels, kernel_size=1),
-            BatchNorm2d(mid_channels),
+            nn.BatchNorm2d(mid_channels),
             nn.ReLU(),
             DepthwiseConv2d(mid_channels, stride),
-            BatchNorm2d(mid_channels),
+            nn.BatchNorm2d(mid_channels),
             nn.Conv2d(mid_channels, main_out, kernel_size=1),
-            BatchNorm2d(main_out),
+            nn.BatchNorm2d(main_out),
             nn.ReLU(),
         )
         if stride == 2:
             self.branch_proj = nn.SequentialCell(
                 DepthwiseConv2d(in_channels, stride=2),
-                BatchNorm2d(in_channels),
+                nn.BatchNorm2d(in_channels),
                 nn.Conv2d(in_channels, proj_out, kernel_size=1),
-                BatchNorm2d(proj_out),
+                nn.BatchNorm2d(proj_out),
                 nn.ReLU(),
             )
             self.split = None
@@ -130,7 +130,7 @@ class ShuffleNetV2(nn.Cell):
 
         self.first_conv = nn.SequentialCell(
             stem_conv(in_channels, stem, stem_pad_value),
-            BatchNorm2d(stem),
+            nn.BatchNorm2d(stem),
             nn.ReLU(),
         )
         self.max_pool = downsample_pool("max", pool_padding)
@@ -147,7 +147,7 @@ class ShuffleNetV2(nn.Cell):
 
         self.conv_last = nn.SequentialCell(
             nn.Conv2d(width, last, kernel_size=1),
-            BatchNorm2d(last),
+            nn.BatchNorm2d(last),
             nn.ReLU(),
         )
         self.pool = GlobalAvgPool()
