@@ -191,3 +191,19 @@ def test_float16_networks_run_on_mindspore_kernels(graph_mode, amp_level):
     half = ms.amp.auto_mixed_precision(net, amp_level)  # the fast kernels are float32 only
     half.set_train(False)
     assert relative_error(half(x).asnumpy(), expected) < 2e-2
+
+
+def test_several_networks_train_and_infer_in_one_graph_mode_process(graph_mode):
+    # each layer owns its operators: networks built one after another, and each compiled for training
+    # and for inference at two batch sizes (as scripts/benchmark.py does), all run
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 3, 64, 64)).astype(np.float32))
+    labels = Tensor(np.array([0, 1], np.int32))
+    for name in ("shufflenet_v1_g1_05", "shufflenet_v2_x0_5", "shufflenet_v1_g3_05"):
+        net = create_model(name, num_classes=10)
+        step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()),
+                                   nn.Momentum(net.trainable_params(), 0.01, 0.9))
+        step.set_train(True)
+        assert np.isfinite(step(x, labels).asnumpy())
+        net.set_train(False)
+        assert net(x).shape == (2, 10) and net(x[:1]).shape == (1, 10)

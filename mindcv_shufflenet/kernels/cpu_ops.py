@@ -3,9 +3,10 @@
 On a CPU, MindSpore 2.10's kernels for the depthwise 3x3 convolution (above all its gradients) and for
 the max pool's gradient take about half of a ShuffleNet training step. The kernels in
 ``cpu_kernels.cc`` compute the same values (to float32 rounding; the max pool exactly) several times
-faster (the average pool's, somewhat faster). They are used when all of these hold, else MindSpore's own kernels are:
+faster; V1's average pool is there too. They are used when all of these hold, else MindSpore's own
+kernels are:
 
-- the device is the CPU (on Ascend MindSpore's kernels are the fast ones);
+- the device is the CPU (on Ascend MindSpore's kernels are the fast ones) and the input float32;
 - ``MINDCV_SHUFFLENET_CPU_KERNELS`` is not ``0`` (``1`` makes an unavailable fast path an error);
 - a C++ compiler (``$CXX``, else ``g++``) built the library. It is built on first use into
   ``$MINDCV_SHUFFLENET_CACHE`` (default ``~/.cache/mindcv_shufflenet``), keyed by the source, the flags,
@@ -184,7 +185,6 @@ def _pooled(size: int) -> int:
     return (size - 1) // 2 + 1  # 3x3 stride 2, "same" or padding 1: the same output size
 
 
-@functools.lru_cache(maxsize=None)
 def pool_3x3_s2(kind: str, padding: str):
     """A 3x3 stride-2 ``kind`` ("max" or "avg") pool, ``padding`` "same" (MindSpore's pad_mode: the
     average counts only the input's values) or "symmetric" (one on every side: the average counts the
@@ -198,7 +198,6 @@ def pool_3x3_s2(kind: str, padding: str):
     return _custom(f"{name}Forward", out_shape=lambda x: [x[0], x[1], _pooled(x[2]), _pooled(x[3])], bprop=bprop)
 
 
-@functools.lru_cache(maxsize=None)
 def depthwise_conv_3x3(stride: int):
     """A 3x3 depthwise convolution with padding 1: ``op(x, weight)``, weight (C, 1, 3, 3), with its
     gradients."""
