@@ -65,6 +65,15 @@ int pool_pad(bool same, int64_t in, int64_t out) {
   return static_cast<int>(total / 2);
 }
 
+// The input rows (or columns) [begin, end) of output row o's window: 3 wide, stride 2, clipped to
+// the input (the padding is never read).
+struct Span {
+  int64_t begin, end;
+};
+Span window(int64_t o, int64_t pad, int64_t size) {
+  return {std::max<int64_t>(o * 2 - pad, 0), std::min<int64_t>(o * 2 - pad + 3, size)};
+}
+
 template <bool SAME>
 int max_pool_forward(void **params, int64_t **shapes) {
   const float *x = static_cast<const float *>(params[0]);
@@ -77,9 +86,9 @@ int max_pool_forward(void **params, int64_t **shapes) {
       const float *xp = x + p * H * W;
       float *yp = y + p * OH * OW;
       for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t h0 = std::max<int64_t>(oh * 2 - pt, 0), h1 = std::min<int64_t>(oh * 2 - pt + 3, H);
+        const auto [h0, h1] = window(oh, pt, H);
         for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t w0 = std::max<int64_t>(ow * 2 - pl, 0), w1 = std::min<int64_t>(ow * 2 - pl + 3, W);
+          const auto [w0, w1] = window(ow, pl, W);
           float m = -FLT_MAX;
           for (int64_t ih = h0; ih < h1; ++ih)
             for (int64_t iw = w0; iw < w1; ++iw) m = std::max(m, xp[ih * W + iw]);
@@ -108,9 +117,9 @@ int max_pool_backward(void **params, int64_t **shapes) {
       float *dxp = dx + p * H * W;
       std::memset(dxp, 0, sizeof(float) * H * W);
       for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t h0 = std::max<int64_t>(oh * 2 - pt, 0), h1 = std::min<int64_t>(oh * 2 - pt + 3, H);
+        const auto [h0, h1] = window(oh, pt, H);
         for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t w0 = std::max<int64_t>(ow * 2 - pl, 0), w1 = std::min<int64_t>(ow * 2 - pl + 3, W);
+          const auto [w0, w1] = window(ow, pl, W);
           int64_t arg = h0 * W + w0;
           float m = xp[arg];
           for (int64_t ih = h0; ih < h1; ++ih)
@@ -141,9 +150,9 @@ int avg_pool_forward(void **params, int64_t **shapes) {
       const float *xp = x + p * H * W;
       float *yp = y + p * OH * OW;
       for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t h0 = std::max<int64_t>(oh * 2 - pt, 0), h1 = std::min<int64_t>(oh * 2 - pt + 3, H);
+        const auto [h0, h1] = window(oh, pt, H);
         for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t w0 = std::max<int64_t>(ow * 2 - pl, 0), w1 = std::min<int64_t>(ow * 2 - pl + 3, W);
+          const auto [w0, w1] = window(ow, pl, W);
           float sum = 0.f;
           for (int64_t ih = h0; ih < h1; ++ih)
             for (int64_t iw = w0; iw < w1; ++iw) sum += xp[ih * W + iw];
@@ -169,9 +178,9 @@ int avg_pool_backward(void **params, int64_t **shapes) {
       float *dxp = dx + p * H * W;
       std::memset(dxp, 0, sizeof(float) * H * W);
       for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t h0 = std::max<int64_t>(oh * 2 - pt, 0), h1 = std::min<int64_t>(oh * 2 - pt + 3, H);
+        const auto [h0, h1] = window(oh, pt, H);
         for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t w0 = std::max<int64_t>(ow * 2 - pl, 0), w1 = std::min<int64_t>(ow * 2 - pl + 3, W);
+          const auto [w0, w1] = window(ow, pl, W);
           const float g = dyp[oh * OW + ow] / (SAME ? static_cast<float>((h1 - h0) * (w1 - w0)) : 9.f);
           for (int64_t ih = h0; ih < h1; ++ih)
             for (int64_t iw = w0; iw < w1; ++iw) dxp[ih * W + iw] += g;
