@@ -56,8 +56,9 @@ OPTIONS: List[Option] = [
     _o("mode", "str", "graph", "graph or pynative (MindCV's 0 / 1 accepted)", ("graph", "pynative")),
     _o("device_target", "str", "auto", "CPU, Ascend, GPU, or auto (Ascend when present, else CPU)",
        ("auto", "CPU", "Ascend", "GPU")),
-    _o("jit_level", "str", None, "graph compile level O0/O1/O2 (default: O2 on Ascend, MindSpore's own on CPU)",
-       ("O0", "O1", "O2"), optional=True),
+    _o("jit_level", "str", None, "graph compile level O0/O1 (default: O0 on Ascend, MindSpore's own on CPU; O2, "
+                                 "the GE backend, is deprecated in MindSpore 2.10)", ("O0", "O1", "O2"), optional=True),
+    _o("deterministic", "bool", False, "deterministic kernels (ms.set_deterministic): repeatable on Ascend, slower"),
     _o("distribute", "bool", False, "data parallel under msrun (one process per device)"),
     _o("val_while_train", "bool", False, "validate every val_interval epochs"),
     _o("val_interval", "int", 1, "epochs between validations"),
@@ -120,7 +121,7 @@ OPTIONS: List[Option] = [
     _o("ckpt_save_policy", "str", "latest_k", "which epoch checkpoints are kept: latest_k or top_k (by top-1)",
        ("latest_k", "top_k"), optional=True),
     _o("epoch_size", "int", 90, "training epochs"),
-    _o("dataset_sink_mode", "bool", True, "Ascend data sinking (CPU runs without it)"),
+    _o("dataset_sink_mode", "bool", True, "Ascend data sinking (CPU runs without it); needs drop_remainder: True"),
     _o("ema", "bool", False, "keep an exponential moving average of the weights"),
     _o("ema_decay", "float", 0.9999, "EMA decay"),
     _o("clip_grad", "bool", False, "clip gradients by global norm"),
@@ -161,7 +162,8 @@ OPTIONS: List[Option] = [
     _o("reduction", "str", "mean", "loss reduction", ("mean",)),
     # mixed precision
     _o("amp_level", "str", "O0", "O0 float32, O2 float16 except BatchNorm and loss, O3 float16", AMP_LEVELS),
-    _o("val_amp_level", "str", "O0", "amp level of validation", AMP_LEVELS),
+    _o("val_amp_level", "str", "O0", "amp level of validation (O0: float32, whatever amp_level trains at)",
+       AMP_LEVELS),
     _o("amp_cast_list", "str", None, "MindCV's custom cast list (not supported: leave null)", optional=True),
     _o("loss_scale_type", "str", "fixed", "fixed or dynamic (auto: dynamic)", ("fixed", "dynamic", "auto")),
     _o("loss_scale", "float", 1.0, "fixed scale, or the initial dynamic scale"),
@@ -454,6 +456,11 @@ def _check(c: Dict[str, Any]) -> None:
     _require(c["amp_level"] != "O1", "amp_level O1 is not supported (MindSpore's O1 fails on these "
                                      "networks): use O0, O2 or O3")
     _require(c["val_amp_level"] != "O1", "val_amp_level O1 is not supported: use O0, O2 or O3")
+    # A sunk graph has static shapes: it cannot take the smaller last batch. Refused on every device, so that
+    # a recipe tried on a CPU does not fail later on Ascend.
+    _require(c["drop_remainder"] or not c["dataset_sink_mode"],
+             "drop_remainder: False gives a smaller last batch, which dataset_sink_mode (static shapes on the "
+             "device) cannot take: set drop_remainder: True or dataset_sink_mode: False")
 
     _require(c["model"] is not None, "model is required, e.g. --model shufflenet_v2_x1_0")
     try:

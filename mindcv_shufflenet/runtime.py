@@ -11,6 +11,7 @@ import gc
 import os
 import platform
 import random
+import re
 import sys
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -61,6 +62,7 @@ def init_runtime(
     jit_level: Optional[str] = None,
     num_threads: Optional[int] = None,
     seed: Optional[int] = None,
+    deterministic: bool = False,
 ) -> RuntimeInfo:
     """Select the device and execution mode for this process.
 
@@ -72,6 +74,8 @@ def init_runtime(
             sinking) only has an effect on Ascend.
         num_threads: CPU kernel threads; None keeps MindSpore's default.
         seed: seeds Python's, NumPy's and MindSpore's generators (and the data pipeline).
+        deterministic: ``ms.set_deterministic(True)``: deterministic kernels and communication order on
+            Ascend (slower); CPU kernels are deterministic already.
     """
     import mindspore as ms
 
@@ -87,7 +91,12 @@ def init_runtime(
     if device == "CPU":
         ms.set_device("CPU")
     else:
-        ms.set_device(device, device_id)
+        check_device_available(device)
+        try:
+            ms.set_device(device, device_id)
+        except RuntimeError as err:  # the plugin loaded, but the card could not be opened
+            raise ValueError(f"cannot use {device} device {device_id}: {_first_line(err)}; check DEVICE_ID and "
+                             f"that the card is free (npu-smi info), or run with --device_target CPU") from None
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
     if jit_level is not None:
         ms.set_context(jit_config={"jit_level": jit_level})
@@ -95,6 +104,8 @@ def init_runtime(
         ms.set_context(runtime_num_threads=num_threads)
     if seed is not None:
         set_seed(seed)
+    if deterministic:
+        ms.set_deterministic(True)
     return RuntimeInfo(device, mode, device_id, jit_level, num_threads, seed)
 
 
@@ -108,6 +119,41 @@ def resolve_device(device: str) -> str:
         except Exception:  # a MindSpore build without the Ascend plugin
             return "CPU"
     return _canonical(device, DEVICES, "device")
+
+
+def check_device_available(device: str) -> None:
+    """Raise a one-line ValueError when this MindSpore cannot run on ``device`` (instead of MindSpore's traceback).
+
+    MindSpore loads its device plugins at import; a plugin that failed (no Ascend toolkit, no driver) leaves
+    the device unsupported in this process, and ``set_device`` would then fail with a C++ call stack.
+    """
+    if device == "CPU":
+        return
+    from mindspore._c_expression import MSContext
+
+    context = MSContext.get_instance()
+    if context.is_pkg_support_device(device):
+        return
+    reason = _plugin_error(context.load_plugin_error(), device) or f"this MindSpore package has no {device} plugin"
+    toolkit = ("install and configure the Ascend toolkit (CANN: driver, firmware, and `source "
+               ".../ascend-toolkit/set_env.sh`)" if device == "Ascend" else f"install MindSpore's {device} build")
+    raise ValueError(f"device_target {device} is not available on this machine ({reason}): run with "
+                     f"--device_target CPU, or {toolkit}")
+
+
+def _plugin_error(text: str, device: str) -> str:
+    """The first plugin-loading failure that concerns ``device``, shortened to "cannot load X: why"."""
+    for line in str(text).splitlines():
+        if device.lower() not in line.lower():
+            continue
+        match = re.match(r"\s*Load dynamic library: (\S+) failed\.\s*(.*)", line)
+        return f"cannot load {match.group(1)}: {match.group(2).strip()}" if match else line.strip()
+    return ""
+
+
+def _first_line(err: object) -> str:
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return lines[0].rstrip(".") if lines else ""
 
 
 # Variables msrun (or an Ascend rank table launch) sets for each worker process.

@@ -31,6 +31,7 @@ from mindcv_shufflenet.engine.checkpoint import (
     atomic_save,
 )
 from mindcv_shufflenet.engine.loss import create_loss
+from mindcv_shufflenet.engine.faults import FAIL_ENV, SLOW_SAVE_ENV
 from mindcv_shufflenet.engine.train_step import TrainStep
 from mindcv_shufflenet.models.weights import read_checkpoint
 from mindcv_shufflenet.runtime import RunError
@@ -269,7 +270,7 @@ def test_sigkill_at_random_moments_then_resume_ends_with_the_uninterrupted_weigh
     args = [PYTHON, str(ROOT / "train.py"), *FAULT_ARGS, "--data_dir", str(data), "--ckpt_save_dir", str(out),
             "--resume", "auto"]
     # Saving takes an extra 0.4 s between writing the temporary file and renaming it, so kills land mid-save.
-    env = {**os.environ, ckpt_module.SLOW_SAVE_ENV: "0.4"}
+    env = {**os.environ, SLOW_SAVE_ENV: "0.4"}
     kills, log = 0, []
     for attempt in range(8):
         proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -317,7 +318,6 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_a_failing_msrun_rank_ends_the_job_and_its_error_reaches_the_terminal(tmp_path):
-    from mindcv_shufflenet.engine.trainer import FAIL_ENV
 
     msrun = shutil.which("msrun", path=str(Path(PYTHON).parent))
     assert msrun, "msrun comes with mindspore"

@@ -61,11 +61,48 @@ def test_non_finite_step_changes_no_weight_and_halves_a_dynamic_scale():
     loss, finite, scale = step(bad, y)
     assert not bool(finite.asnumpy())
     assert float(step.scale_sense.asnumpy()) == 1024.0 / SCALE_FACTOR
-    assert int(step.optimizer.global_step.asnumpy()[0]) == 0
     for name, value in weights(net).items():
         np.testing.assert_array_equal(value, before[name])
     _, finite, _ = step(x, y)  # a clean step afterwards is applied
-    assert bool(finite.asnumpy()) and int(step.optimizer.global_step.asnumpy()[0]) == 1
+    assert bool(finite.asnumpy())
+    assert any(np.any(weights(net)[n] != before[n]) for n in before)
+
+
+def test_a_skipped_step_still_advances_the_schedule_and_is_counted():
+    # The LR schedule follows the steps run: after a skipped step and a clean one, the clean one used lr[1].
+    lr = [0.0, 0.5, 0.25]
+    skipping_net, skipping = make_step(lr=lr, loss_scale=1024.0, dynamic_loss_scale=True)
+    reference_net, reference = make_step(lr=[0.5, 0.5, 0.5])
+    x, y = batch()
+    skipping(ms.Tensor(np.full((8, 6), np.inf, np.float32)), y)
+    assert int(skipping.optimizer.global_step.asnumpy()[0]) == 1
+    assert int(skipping.skipped_updates.asnumpy()) == 1
+    skipping(x, y)
+    reference(x, y)
+    assert int(skipping.optimizer.global_step.asnumpy()[0]) == 2
+    assert int(skipping.skipped_updates.asnumpy()) == 1
+    for name, value in weights(reference_net).items():
+        np.testing.assert_allclose(weights(skipping_net)[name], value, rtol=1e-5, atol=1e-7)
+
+
+def test_step_statistics_sum_losses_and_count_bad_steps_until_read():
+    from mindcv_shufflenet.engine.train_step import read_step_stats
+
+    _, step = make_step(loss_scale=4.0, dynamic_loss_scale=True)
+    x, y = batch()
+    bad = ms.Tensor(np.full((8, 6), np.nan, np.float32))
+    losses = [float(step(x_, y)[0].asnumpy()) for x_ in (x, bad, bad, x, bad)]
+    finite_losses = [v for v in losses if math.isfinite(v)]
+    stats = read_step_stats(step)
+    assert stats.loss_count == len(finite_losses)
+    assert stats.mean_loss == pytest.approx(np.mean(finite_losses), rel=1e-6)
+    assert (stats.bad_steps, stats.peak_streak, stats.bad_streak) == (3, 2, 1)
+    step(bad, y)  # the run of bad steps goes on across reads
+    stats = read_step_stats(step)
+    assert (stats.bad_steps, stats.bad_streak, stats.peak_streak) == (1, 2, 2)
+    step(x, y)
+    stats = read_step_stats(step)
+    assert (stats.bad_steps, stats.bad_streak, stats.peak_streak, stats.loss_count) == (0, 0, 0, 1)
 
 
 def test_non_finite_step_is_skipped_with_a_fixed_scale_too():
@@ -90,6 +127,29 @@ def test_accumulation_applies_the_mean_gradient_of_its_batches_once():
     for name, value in weights(whole_net).items():
         np.testing.assert_allclose(weights(acc_net)[name], value, rtol=1e-5, atol=1e-6)
     assert all(np.all(a.asnumpy() == 0) for a in accumulated.grad_accum)  # ready for the next update
+
+
+@pytest.mark.parametrize("mode", ["pynative", "graph"])
+def test_an_overflowing_micro_step_skips_its_window_once_and_spares_the_next(mode, request):
+    if mode == "graph":
+        request.getfixturevalue("graph_mode")
+    # Micro-step 2 of window 1 overflows: the scale halves once, window 1 is not applied, and window 2's
+    # accumulators start clean, so it is applied as the mean of its own two batches.
+    net, step = make_step(loss_scale=1024.0, dynamic_loss_scale=True, accumulation_steps=2)
+    reference_net, reference = make_step(accumulation_steps=2)
+    x, y = batch(8)
+    bad = ms.Tensor(np.full((4, 6), np.inf, np.float32))
+    flags = [bool(step(x[:4], y[:4])[1].asnumpy()), bool(step(bad, y[:4])[1].asnumpy())]
+    assert flags == [True, False]
+    assert float(step.scale_sense.asnumpy()) == 512.0
+    assert int(step.skipped_updates.asnumpy()) == 1 and int(step.optimizer.global_step.asnumpy()[0]) == 1
+    flags = [bool(step(x[:4], y[:4])[1].asnumpy()), bool(step(x[4:], y[4:])[1].asnumpy())]
+    assert flags == [True, True]
+    assert float(step.scale_sense.asnumpy()) == 512.0  # halved once, not once per later micro-step
+    reference(x[:4], y[:4])
+    reference(x[4:], y[4:])
+    for name, value in weights(reference_net).items():
+        np.testing.assert_allclose(weights(net)[name], value, rtol=1e-5, atol=1e-6)
 
 
 def test_clipping_bounds_the_update_by_the_global_norm():

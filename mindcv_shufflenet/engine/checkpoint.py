@@ -27,12 +27,15 @@ from mindspore import Tensor, nn
 
 from .. import runtime
 from ..models.weights import read_checkpoint
-from .train_step import SCRATCH_PREFIX
+from . import faults
+from .train_step import SCRATCH_PREFIXES
 
 # Temporary names end in .ckpt too: ms.save_checkpoint appends ".ckpt" to any other name.
 TMP_SUFFIX = ".partial.ckpt"
 # Recomputed from the configuration on resume, so a run may be resumed with another epoch_size.
 NOT_RESTORED = ("learning_rate",)
+# Step state added after the first release: an older checkpoint without it resumes with the initial values.
+ADDED_LATER = ("skipped_updates", "window_finite")
 
 
 class NonFiniteWeightsError(runtime.RunError):
@@ -44,7 +47,7 @@ class CheckpointWriteError(runtime.RunError):
 
 
 def _is_saved(name: str) -> bool:
-    return not name.startswith(SCRATCH_PREFIX)
+    return not name.startswith(SCRATCH_PREFIXES)
 
 
 def atomic_save(params: Sequence[ms.Parameter] | Sequence[dict] | nn.Cell, path: str | os.PathLike,
@@ -65,7 +68,7 @@ def atomic_save(params: Sequence[ms.Parameter] | Sequence[dict] | nn.Cell, path:
         else:
             entries = [p if isinstance(p, dict) else {"name": p.name, "data": p} for p in params]
             ms.save_checkpoint(entries, str(tmp), append_dict=dict(metadata or {}), crc_check=True)
-        _pause_for_tests()
+        faults.pause_before_rename()
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -79,19 +82,6 @@ def atomic_save(params: Sequence[ms.Parameter] | Sequence[dict] | nn.Cell, path:
         for leftover in (tmp, tmp.with_suffix(".tmp")):
             leftover.unlink(missing_ok=True)
     _fsync_dir(path.parent)
-
-
-# Testing aid: seconds to wait between writing a checkpoint's temporary file and renaming it, so that a test can
-# kill the run while the file is half done. Unset in normal runs.
-SLOW_SAVE_ENV = "MINDCV_SHUFFLENET_TEST_SLOW_SAVE"
-
-
-def _pause_for_tests() -> None:
-    delay = os.environ.get(SLOW_SAVE_ENV)
-    if delay:
-        import time
-
-        time.sleep(float(delay))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -140,9 +130,10 @@ def check_finite(params: Sequence[ms.Parameter] | Sequence[dict], what: str = "t
 class ResumeState:
     path: str
     epoch: int  # epochs completed
-    global_step: int  # optimizer updates done
+    global_step: int  # update steps run (applied or skipped) = the LR schedule's position
     best_top1: float
     best_epoch: int
+    counts_skipped: bool = True  # False: an older checkpoint, whose global_step left out skipped updates
 
 
 def load_training_state(step_cell: nn.Cell, path: str | os.PathLike) -> ResumeState:
@@ -157,7 +148,7 @@ def load_training_state(step_cell: nn.Cell, path: str | os.PathLike) -> ResumeSt
                          f"to start from its weights use ckpt_path without resume_opt")
     params = {p.name: p for p in step_cell.get_parameters()}
     params = {n: p for n, p in params.items() if _is_saved(n)}
-    missing = [n for n in params if n not in state and n not in NOT_RESTORED]
+    missing = [n for n in params if n not in state and n not in NOT_RESTORED + ADDED_LATER]
     shaped = [n for n, p in params.items() if n in state and n not in NOT_RESTORED
               and tuple(state[n].shape) != tuple(p.shape)]
     if missing or shaped:
@@ -171,11 +162,12 @@ def load_training_state(step_cell: nn.Cell, path: str | os.PathLike) -> ResumeSt
                          f"configuration that wrote it (see config.yaml beside it), e.g. the same model, "
                          f"num_classes, optimizer, ema and gradient_accumulation_steps")
     for name, p in params.items():
-        if name in NOT_RESTORED:
+        if name in NOT_RESTORED or name not in state:
             continue
         p.set_data(Tensor(state[name].astype(ms.dtype_to_nptype(p.dtype), copy=False), p.dtype))
     return ResumeState(str(path), int(state["epoch"]), int(np.ravel(state["global_step"])[0]),
-                       float(state.get("best_top1", -1.0)), int(state.get("best_epoch", -1)))
+                       float(state.get("best_top1", -1.0)), int(state.get("best_epoch", -1)),
+                       counts_skipped="skipped_updates" in state)
 
 
 class CheckpointManager:

@@ -1,5 +1,6 @@
 """What data parallel needs beyond the gradient all-reduce: summing evaluation counts across ranks and
-averaging BatchNorm statistics, so that every rank (and the checkpoint rank 0 writes) holds one model."""
+averaging BatchNorm statistics (and their EMA copies), so that every rank (and the checkpoint rank 0 writes)
+holds one model."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Callable, List
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
+
+from .train_step import SCRATCH_PREFIXES
 
 
 class _AllReduceSum(nn.Cell):
@@ -30,9 +33,15 @@ def make_all_reduce() -> Callable[[np.ndarray], np.ndarray]:
     return all_reduce
 
 
-def batchnorm_statistics(network: nn.Cell) -> List[ms.Parameter]:
-    """The moving mean / variance of every BatchNorm (not trained, so not averaged by the optimizer)."""
-    return [p for p in network.get_parameters() if p.name.endswith(("moving_mean", "moving_variance"))]
+def _kept(cell: nn.Cell) -> List[ms.Parameter]:
+    """The cell's parameters less the train step's scratch ones (which differ between ranks by design)."""
+    return [p for p in cell.get_parameters() if not p.name.startswith(SCRATCH_PREFIXES)]
+
+
+def batchnorm_statistics(cell: nn.Cell) -> List[ms.Parameter]:
+    """The moving mean / variance of every BatchNorm (not trained, so not averaged by the optimizer); given the
+    train step, their EMA copies too."""
+    return [p for p in _kept(cell) if p.name.endswith(("moving_mean", "moving_variance"))]
 
 
 def average_batchnorm_statistics(network: nn.Cell, all_reduce: Callable[[np.ndarray], np.ndarray],
@@ -50,8 +59,9 @@ def average_batchnorm_statistics(network: nn.Cell, all_reduce: Callable[[np.ndar
         offset += size
 
 
-def parameters_agree(network: nn.Cell, all_reduce: Callable[[np.ndarray], np.ndarray], group_size: int) -> bool:
-    """True when every rank holds the same parameters (compared through per-parameter sums)."""
-    sums = np.array([float(np.sum(p.asnumpy(), dtype=np.float64)) for p in network.get_parameters()])
+def parameters_agree(cell: nn.Cell, all_reduce: Callable[[np.ndarray], np.ndarray], group_size: int) -> bool:
+    """True when every rank holds the same parameters (compared through per-parameter sums); given the train
+    step, that covers optimizer slots, EMA, loss scale and step counters too."""
+    sums = np.array([float(np.sum(p.asnumpy(), dtype=np.float64)) for p in _kept(cell)])
     mean = all_reduce(sums) / group_size
     return bool(np.allclose(mean, sums, rtol=1e-5, atol=1e-6))

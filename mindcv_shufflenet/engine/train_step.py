@@ -2,13 +2,29 @@
 
 The same Cell runs on CPU and Ascend, standalone and under msrun. Loss scaling is written out with
 plain ops instead of MindSpore's loss-scale managers, because those refuse dynamic scaling on CPU; the
-overflow check (``all_finite``) works on every device. A step whose gradients are not finite changes
-nothing but the loss-scale state: no optimizer update, no EMA update (also with a fixed scale, where
-MindCV's ``drop_overflow_update: false`` would apply it and leave NaN weights).
+overflow check (``all_finite``) works on every device. A step whose loss or gradients are not finite
+changes nothing but the loss-scale state and the step counters: no optimizer update, no EMA update (also
+with a fixed scale, where MindCV's ``drop_overflow_update: false`` would apply it and leave NaN weights).
+
+Under data parallel the decision to skip is taken by all ranks together: each rank's not-finite flag is
+all-reduced before it is used. On Ascend 910A (and 910B in saturation mode) ``all_finite`` reads the
+device's float-status register, and an fp16 overflow saturates instead of becoming Inf, so the reduced
+gradients do not carry it to the other ranks; without the flag's all-reduce the ranks would disagree.
+That register is cleared before the forward pass, so an overflow in validation cannot mark a step.
+
+The learning-rate schedule follows the update steps *run*, skipped ones included: the optimizer's
+``global_step`` (which indexes the schedule) is advanced by hand on a skipped update. The schedule is
+defined in epochs (warm-up, decay to the last step), as in PyTorch, where the scheduler steps whether or
+not the scaler skipped the update; so a skipped step neither shifts it nor breaks the resume check.
+``skipped_updates`` counts the updates not applied.
 
 A forward pass in training mode also moves the BatchNorm statistics; a step whose loss or gradients are
 not finite puts them back as they were before it (``bn_backup.*``, a scratch copy that is not saved), so one
 NaN batch cannot leave NaN statistics behind for evaluation and checkpoints.
+
+With dataset sinking only the last step of a sunk chunk returns its outputs, so the step also sums its
+own statistics into ``step_stats`` (loss sum, finite-loss count, bad steps, current and peak run of bad
+steps); the loop reads and resets them once per chunk (:func:`read_step_stats`).
 
 Everything the step keeps between calls is a Parameter of this Cell, so one ``save_checkpoint(step)``
 captures the whole training state (network, optimizer slots, EMA, loss scale, accumulation), under
@@ -17,6 +33,9 @@ MindCV's names where MindCV has them (``moments.*``, ``ema.*``, ``scale_sense``)
 
 from __future__ import annotations
 
+import math
+import os
+from dataclasses import dataclass
 from typing import Optional
 
 import mindspore as ms
@@ -35,8 +54,10 @@ _zero = ops.MultitypeFuncGraph("zero")
 _ema_update = ops.MultitypeFuncGraph("ema_update")
 _copy = ops.MultitypeFuncGraph("copy")
 
-# The step's scratch Parameters: rewritten before they are read in every step, so never saved or restored.
-SCRATCH_PREFIX = "bn_backup."
+# The step's scratch Parameters (BatchNorm backup, per-chunk statistics): never saved or restored.
+SCRATCH_PREFIXES = ("bn_backup.", "step_stats")
+# Layout of the ``step_stats`` vector.
+STAT_LOSS_SUM, STAT_LOSS_COUNT, STAT_BAD, STAT_STREAK, STAT_PEAK = range(5)
 
 
 @_grad_scale.register("Tensor", "Tensor")
@@ -80,6 +101,10 @@ class NetWithLoss(nn.Cell):
 class TrainStep(nn.Cell):
     """One optimisation step per call: ``loss, finite, scale = step(image, label)``.
 
+    ``finite`` is False when this step's loss or gradients were not finite on any rank (the step was not
+    applied); with accumulation it is this micro-step's own flag, and a window with any such micro-step
+    is skipped as a whole.
+
     Args:
         network: the model (already cast by ``auto_mixed_precision`` if amp is on).
         loss_fn: ``loss_fn(logits_float32, label) -> scalar``.
@@ -91,12 +116,15 @@ class TrainStep(nn.Cell):
         ema_decay: keep ``ema.<name>`` copies of every network parameter (None: off).
         accumulation_steps: apply the mean gradient of this many calls once.
         gradient_reducer: ``nn.DistributedGradReducer`` under data parallel, else None.
+        inject_overflow: add a scratch flag (``step_stats_inject``) that makes the step report overflow on
+            this rank while it is True (a testing aid, see :mod:`.faults`).
     """
 
     def __init__(self, network: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Optimizer, *, loss_scale: float = 1.0,
                  dynamic_loss_scale: bool = False,
                  clip_grad_norm: Optional[float] = None, ema_decay: Optional[float] = None,
-                 accumulation_steps: int = 1, gradient_reducer: Optional[nn.Cell] = None) -> None:
+                 accumulation_steps: int = 1, gradient_reducer: Optional[nn.Cell] = None,
+                 inject_overflow: bool = False) -> None:
         super().__init__(auto_prefix=False)
         self.network = network
         self.net_with_loss = NetWithLoss(network, loss_fn)
@@ -105,11 +133,20 @@ class TrainStep(nn.Cell):
         self.grad = ops.GradOperation(get_by_list=True, sens_param=True)
         self.hyper_map = ops.HyperMap()
         self.reducer = gradient_reducer
-        self.use_reducer = gradient_reducer is not None
+        self.distributed = gradient_reducer is not None
+        if self.distributed:
+            self.flag_all_reduce = ops.AllReduce()
+        self.clear_status = uses_float_status_register()
 
         self.scale_sense = Parameter(Tensor(loss_scale, ms.float32), name="scale_sense", requires_grad=False)
         self.loss_scale_counter = Parameter(Tensor(0, ms.int32), name="loss_scale_counter", requires_grad=False)
         self.dynamic = dynamic_loss_scale
+        self.skipped_updates = Parameter(Tensor(0, ms.int32), name="skipped_updates", requires_grad=False)
+        self.step_stats = Parameter(Tensor(np.zeros(5, np.float32)), name="step_stats", requires_grad=False)
+        self.inject = inject_overflow
+        if inject_overflow:
+            # int32, not bool: graph mode cannot load a bool Parameter.
+            self.step_stats_inject = Parameter(Tensor(0, ms.int32), name="step_stats_inject", requires_grad=False)
 
         self.clip = clip_grad_norm is not None
         self.clip_norm = float(clip_grad_norm or 1.0)
@@ -118,7 +155,7 @@ class TrainStep(nn.Cell):
                                            if p.name.endswith(("moving_mean", "moving_variance"))])
         self.keep_bn_stats = len(self.bn_stats) > 0
         if self.keep_bn_stats:
-            self.bn_backup = self.bn_stats.clone(prefix=SCRATCH_PREFIX.rstrip("."), init="same")
+            self.bn_backup = self.bn_stats.clone(prefix="bn_backup", init="same")
 
         self.use_ema = ema_decay is not None
         if self.use_ema:
@@ -133,51 +170,80 @@ class TrainStep(nn.Cell):
         if self.accumulate:
             self.grad_accum = self.weights.clone(prefix="grad_accum", init="zeros")
             self.accum_step = Parameter(Tensor(0, ms.int32), name="accum_step", requires_grad=False)
+            # 0 once a micro-step of the current window was not finite (int32: no bool Parameters in graph mode).
+            self.window_finite = Parameter(Tensor(1, ms.int32), name="window_finite", requires_grad=False)
 
     def construct(self, image, label):
         scale = self.scale_sense.value()
+        if self.clear_status:
+            image = _clear_float_status(image)
         if self.keep_bn_stats:
             image = ops.depend(image, self.hyper_map(_copy, self.bn_backup, self.bn_stats))
         loss = self.net_with_loss(image, label)
         sens = ops.fill(loss.dtype, loss.shape, 1.0) * ops.cast(scale, loss.dtype)
         grads = self.grad(self.net_with_loss, self.weights)(image, label, sens)
-        if self.use_reducer:
+        if self.distributed:
             grads = self.reducer(grads)
         grads = self.hyper_map(ops.partial(_grad_scale, 1.0 / scale), grads)
-
-        if self.accumulate:
-            grads = self._accumulate(grads)
-            apply = ops.equal(self.accum_step % self.accumulation_steps, 0)
-        else:
-            apply = Tensor(True)
-        finite = ms.amp.all_finite(grads)
+        finite = self._finite_on_all_ranks(loss, grads)
         if self.dynamic:
             self._adjust_scale(finite)
+
+        if self.accumulate:
+            grads, apply, window_finite = self._accumulate(grads, finite)
+        else:
+            apply, window_finite = Tensor(True), finite
         if self.clip:
             grads = ops.clip_by_global_norm(grads, self.clip_norm)
         # A non-finite update would leave NaN weights for good: never apply one, whatever the scale type.
-        if ops.logical_and(apply, finite):
+        if ops.logical_and(apply, window_finite):
             loss = ops.depend(loss, self.optimizer(grads))
             if self.use_ema:
                 loss = ops.depend(loss, self._update_ema())
+        else:
+            if apply:
+                loss = ops.depend(loss, self._skip_update())
         if self.keep_bn_stats:
             if not finite:
                 loss = ops.depend(loss, self.hyper_map(_copy, self.bn_stats, self.bn_backup))
         if self.accumulate:
             if apply:
-                loss = ops.depend(loss, self._zero_accumulators())
+                loss = ops.depend(loss, self._start_window())
+        loss = ops.depend(loss, self._record(loss, finite))
         return loss, finite, scale
 
-    def _accumulate(self, grads):
+    def _finite_on_all_ranks(self, loss, grads):
+        """This step's loss and gradients are finite on every rank (the not-finite flag is all-reduced)."""
+        finite = ops.logical_and(ms.amp.all_finite(grads), ops.isfinite(loss).all())
+        if self.inject:
+            finite = ops.logical_and(finite, ops.equal(self.step_stats_inject.value(), 0))
+        if self.distributed:
+            not_finite = ops.cast(ops.logical_not(finite), ms.float32)
+            finite = ops.less(self.flag_all_reduce(not_finite), 0.5)
+        return finite
+
+    def _skip_update(self):
+        """Count a skipped update and still advance the schedule's step (see the module docstring)."""
+        skipped = ops.assign_add(self.skipped_updates, Tensor(1, ms.int32))
+        return ops.depend(ops.assign_add(self.optimizer.global_step, Tensor([1], ms.int32)), skipped)
+
+    def _accumulate(self, grads, finite):
+        """Add this micro-step's gradients (when finite) and return the window's mean, apply, window flag."""
         step = ops.assign_add(self.accum_step, Tensor(1, ms.int32))
         grads = ops.depend(grads, step)
-        summed = self.hyper_map(_add_into, self.grad_accum, grads)
-        summed = ops.depend(summed, step)
-        return self.hyper_map(ops.partial(_grad_scale, Tensor(1.0 / self.accumulation_steps, ms.float32)),
+        if finite:
+            grads = ops.depend(grads, self.hyper_map(_add_into, self.grad_accum, grads))
+        window_finite = ops.logical_and(ops.equal(self.window_finite.value(), 1), finite)
+        window_finite = ops.depend(window_finite, ops.assign(self.window_finite, ops.cast(window_finite, ms.int32)))
+        apply = ops.equal(self.accum_step.value() % self.accumulation_steps, 0)
+        mean = self.hyper_map(ops.partial(_grad_scale, Tensor(1.0 / self.accumulation_steps, ms.float32)),
                               self.grad_accum)
+        mean = ops.depend(mean, grads)
+        return mean, apply, window_finite
 
-    def _zero_accumulators(self):
-        return self.hyper_map(_zero, self.grad_accum)
+    def _start_window(self):
+        zeroed = self.hyper_map(_zero, self.grad_accum)
+        return ops.depend(ops.assign(self.window_finite, Tensor(1, ms.int32)), zeroed)
 
     def _adjust_scale(self, finite):
         scale = self.scale_sense.value()
@@ -190,10 +256,79 @@ class TrainStep(nn.Cell):
         ops.assign(self.scale_sense, new_scale)
         ops.assign(self.loss_scale_counter, new_counter)
 
+    def _record(self, loss, finite):
+        """Add this step to ``step_stats``: loss sum and count (finite losses), bad steps, bad-step runs."""
+        stats = self.step_stats.value()
+        loss = ops.cast(loss, ms.float32).reshape(())
+        loss_ok = ops.isfinite(loss)
+        bad = ops.cast(ops.logical_not(finite), ms.float32)
+        streak = (stats[STAT_STREAK] + 1.0) * bad
+        new = ops.stack([stats[STAT_LOSS_SUM] + ops.select(loss_ok, loss, ops.zeros_like(loss)),
+                         stats[STAT_LOSS_COUNT] + ops.cast(loss_ok, ms.float32),
+                         stats[STAT_BAD] + bad,
+                         streak,
+                         ops.maximum(stats[STAT_PEAK], streak)])
+        return ops.assign(self.step_stats, new)
+
     def _update_ema(self):
         updates = ops.assign_add(self.ema_updates, Tensor(1.0, ms.float32))
         decay = self.ema_decay * (1.0 - ops.exp(-updates / EMA_WARMUP))
         return self.hyper_map(ops.partial(_ema_update, decay), self.ema_params, self.model_params)
+
+
+@dataclass
+class StepStats:
+    """What the steps since the last read did (see :func:`read_step_stats`)."""
+    loss_sum: float  # over the steps with a finite loss
+    loss_count: int
+    bad_steps: int  # steps with non-finite loss or gradients (not applied)
+    bad_streak: int  # the current run of consecutive bad steps
+    peak_streak: int  # the longest run that a step since the last read ended (whole, earlier steps included)
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss_sum / self.loss_count if self.loss_count else math.nan
+
+
+def read_step_stats(step: TrainStep) -> StepStats:
+    """Read the statistics the step summed since the last read, and start a new window.
+
+    The current run of bad steps carries over, so a run longer than one chunk is seen whole.
+    """
+    values = step.step_stats.asnumpy().astype(np.float64)
+    stats = StepStats(float(values[STAT_LOSS_SUM]), int(values[STAT_LOSS_COUNT]), int(values[STAT_BAD]),
+                      int(values[STAT_STREAK]), int(values[STAT_PEAK]))
+    fresh = np.zeros(5, np.float32)
+    fresh[STAT_STREAK] = values[STAT_STREAK]
+    step.step_stats.set_data(Tensor(fresh))
+    return stats
+
+
+def uses_float_status_register() -> bool:
+    """True on Ascend 910A, and on 910B in saturation mode, where overflow is read from a status register.
+
+    The register is sticky: it must be cleared before the forward pass so that an overflow elsewhere (in
+    validation, say) does not mark the next training step.
+    """
+    if ms.get_context("device_target") != "Ascend":
+        return False
+    try:  # MindSpore's own test (mindspore/amp.py): private, so any failure means "not that kind of chip"
+        from mindspore._c_expression import MSContext
+        soc = MSContext.get_instance()
+        if soc.ascend_soc_supports_feature("amp_loss_scale_train_classic_target"):  # 910A
+            return True
+        return (soc.ascend_soc_supports_feature("train_hq_dtype_line")  # 910B
+                and os.environ.get("MS_ASCEND_CHECK_OVERFLOW_MODE") == "SATURATION_MODE")
+    except Exception:  # pylint: disable=broad-except
+        return False
+
+
+def _clear_float_status(image):
+    """Ascend only: clear the float-status register before the forward pass (as MindSpore's loss-scale cell)."""
+    from mindspore.ops.operations.math_ops import NPUClearFloatStatusV2
+
+    status = Tensor([0] * 8, ms.int32)
+    return ops.depend(image, NPUClearFloatStatusV2()(status))
 
 
 def ema_state(step: TrainStep) -> dict:
