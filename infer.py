@@ -18,7 +18,7 @@ from typing import List, Optional
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import create_model, runtime
-from mindcv_shufflenet.data.imagefolder import INTERPOLATIONS, eval_transforms
+from mindcv_shufflenet.data.transforms import INTERPOLATIONS, eval_transforms
 from mindcv_shufflenet.inference import find_images, predict, resolve_class_names
 from mindcv_shufflenet.models.weights import checkpoint_classes
 

@@ -1,7 +1,7 @@
 """Deployment: BatchNorm folded into the convolutions, and MindIR / ONNX / AIR files with a dynamic batch.
 
 The exported graph takes what the network takes: float32 [batch, 3, H, W], RGB normalized with
-ImageNet's mean/std (``data.imagefolder.eval_transforms``), and returns the logits [batch, classes].
+ImageNet's mean/std (``data.transforms.eval_transforms``), and returns the logits [batch, classes].
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def find_images(paths: Sequence[str | os.PathLike]) -> List[Path]:
 
 
 def load_image(path: Path, transforms: Sequence) -> np.ndarray:
-    """One image through ``transforms`` (``data.imagefolder.eval_transforms``: decode, resize, crop,
+    """One image through ``transforms`` (``data.transforms.eval_transforms``: decode, resize, crop,
     normalize, CHW), as float32."""
     data = np.fromfile(str(path), dtype=np.uint8)
     try:

@@ -13,12 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mindcv_shufflenet.data.imagefolder import (
-    create_eval_dataset,
-    create_train_dataset,
-    skipped_summary,
-    unreadable_reason,
-)
+from mindcv_shufflenet.data.datasets import create_eval_dataset, create_train_dataset
+from mindcv_shufflenet.data.folders import skipped_summary, unreadable_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 COLOURS = {"ant": (200, 30, 30), "bee": (30, 200, 30), "cat": (30, 30, 200)}

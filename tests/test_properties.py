@@ -107,7 +107,7 @@ SIZES = st.one_of(st.tuples(st.integers(1, 40), st.integers(1, 40)),
 def test_training_transforms_give_the_requested_size_for_any_image(size, mode, fmt, seed, out):
     import mindspore.dataset as ds
 
-    from mindcv_shufflenet.data.imagefolder import train_transforms
+    from mindcv_shufflenet.data.transforms import train_transforms
 
     if fmt == "BMP" and mode in ("LA", "I;16", "CMYK"):
         fmt = "PNG"
@@ -124,7 +124,7 @@ def test_training_transforms_give_the_requested_size_for_any_image(size, mode, f
 @settings(max_examples=60, deadline=None)
 @given(SIZES, st.sampled_from(MODES), st.integers(1, 32), st.floats(0.3, 1.0))
 def test_evaluation_transforms_give_the_requested_size_for_any_image(size, mode, out, crop_pct):
-    from mindcv_shufflenet.data.imagefolder import eval_transforms
+    from mindcv_shufflenet.data.transforms import eval_transforms
 
     result = _encoded(*size, mode, "PNG", 0)
     for op in eval_transforms(out, crop_pct=crop_pct):
@@ -134,7 +134,7 @@ def test_evaluation_transforms_give_the_requested_size_for_any_image(size, mode,
 
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_is_readable_after_the_listing_check(tmp_path, mode):
-    from mindcv_shufflenet.data.imagefolder import unreadable_reason
+    from mindcv_shufflenet.data.folders import unreadable_reason
 
     path = tmp_path / "image.png"
     path.write_bytes(_encoded(7, 5, mode, "PNG", 0).tobytes())

@@ -11,16 +11,11 @@ import mindspore.dataset as ds
 from mindspore.dataset import vision
 from PIL import Image
 
-from mindcv_shufflenet.data.imagefolder import (
-    IMAGENET_MEAN,
-    _BatchAugment,
-    _check_augment,
-    auto_augment_op,
-    create_eval_dataset,
-    create_train_dataset,
-    find_classes,
-    train_sample_indices,
-)
+from mindcv_shufflenet.data.batch_augment import BatchAugment
+from mindcv_shufflenet.data.datasets import create_eval_dataset, create_train_dataset
+from mindcv_shufflenet.data.folders import find_classes
+from mindcv_shufflenet.data.sampling import train_sample_indices
+from mindcv_shufflenet.data.transforms import IMAGENET_MEAN, auto_augment_op, check_augment
 
 CLASSES = ["ant", "bee", "cat"]
 COLOURS = {"ant": (200, 30, 30), "bee": (30, 200, 30), "cat": (30, 30, 200)}
@@ -173,7 +168,7 @@ def test_mixup_and_cutmix_give_soft_labels_that_sum_to_one_with_smoothing(folder
 def test_mixup_blends_each_image_with_the_reversed_batch_and_weights_the_labels_alike():
     x = np.stack([np.full((3, 4, 4), v, np.float32) for v in (0.0, 10.0, 20.0, 30.0)])
     y = [np.int32(c) for c in (0, 1, 2, 0)]
-    mix = _BatchAugment(5, 3, _check_augment(dict(mixup=1.0)), soft_labels=True)
+    mix = BatchAugment(5, 3, check_augment(dict(mixup=1.0)), soft_labels=True)
     images, labels = mix(list(x), y, SimpleNamespace(get_epoch_num=lambda: 0, get_batch_num=lambda: 7))
     lam = labels[1, 1]  # row 1: class 1 with weight lam, mixed with row 2 (class 2)
     assert 0 < lam < 1
@@ -185,7 +180,7 @@ def test_mixup_blends_each_image_with_the_reversed_batch_and_weights_the_labels_
 
 def test_cutmix_pastes_a_box_from_the_reversed_batch_and_weights_the_labels_by_its_area():
     x = np.stack([np.zeros((3, 16, 16), np.float32), np.ones((3, 16, 16), np.float32)])
-    cut = _BatchAugment(1, 2, _check_augment(dict(cutmix=1.0)), soft_labels=True)
+    cut = BatchAugment(1, 2, check_augment(dict(cutmix=1.0)), soft_labels=True)
     for batch in range(5):
         images, labels = cut(list(x.copy()), [np.int32(0), np.int32(1)],
                              SimpleNamespace(get_epoch_num=lambda: 0, get_batch_num=lambda: batch))
@@ -196,7 +191,7 @@ def test_cutmix_pastes_a_box_from_the_reversed_batch_and_weights_the_labels_by_i
 
 def test_cutmix_prob_zero_leaves_images_alone_but_still_gives_soft_labels():
     x = np.stack([np.zeros((3, 4, 4), np.float32), np.ones((3, 4, 4), np.float32)])
-    off = _BatchAugment(1, 2, _check_augment(dict(mixup=0.8, cutmix_prob=0.0, label_smoothing=0.2)), True)
+    off = BatchAugment(1, 2, check_augment(dict(mixup=0.8, cutmix_prob=0.0, label_smoothing=0.2)), True)
     images, labels = off(list(x), [np.int32(0), np.int32(1)], SimpleNamespace(get_epoch_num=lambda: 0,
                                                                                get_batch_num=lambda: 0))
     assert np.array_equal(images, x)
@@ -230,7 +225,7 @@ def test_each_augmentation_option_runs(folder, options):
 
 def test_random_erasing_paints_a_box_with_the_value():
     x = np.full((1, 3, 32, 32), 9.0, np.float32)
-    erase = _BatchAugment(0, 2, _check_augment(dict(re_prob=1.0, re_value=[1, 2, 3])), soft_labels=False)
+    erase = BatchAugment(0, 2, check_augment(dict(re_prob=1.0, re_value=[1, 2, 3])), soft_labels=False)
     images, labels = erase(list(x), [np.int32(1)], SimpleNamespace(get_epoch_num=lambda: 0, get_batch_num=lambda: 0))
     erased = images[0][0] != 9.0
     assert 0.02 * 32 * 32 * 0.5 < erased.sum() < 32 * 32 * 0.5

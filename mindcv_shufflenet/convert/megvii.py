@@ -52,7 +52,7 @@ def fold_bgr255_stem(weight: np.ndarray, moving_mean: np.ndarray, mean: Sequence
 
 def _stem_and_head(src: SourceState, out: Dict[str, np.ndarray], mean: Optional[Sequence[float]],
                    std: Optional[Sequence[float]], exact_border: bool) -> Tuple[int, dict]:
-    from ..data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
+    from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     mean = IMAGENET_MEAN if mean is None else mean
     std = IMAGENET_STD if std is None else std

@@ -1,0 +1,178 @@
+"""The datasets of an ImageNet-style folder (``root/<split>/<class>/<image>``): training batches whose data for an
+epoch depends only on (seed, epoch, shard) (:func:`create_train_dataset`), and MindCV's evaluation batches
+(:func:`create_eval_dataset`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+import mindspore.dataset as ds
+
+from .batch_augment import BatchAugment
+from .checks import check_int, check_shards
+from .folders import ImageListing, list_images, skipped_summary, split_folder
+from .sampling import pipeline_seed, set_dataset_seed, train_sample_indices
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, check_augment, check_mean_std, eval_transforms, train_transforms
+
+
+def _image_folder_dataset(listing: ImageListing, indices: Sequence[int], workers: int) -> ds.ImageFolderDataset:
+    """ImageFolderDataset reading ``indices`` (positions in its sorted class-then-file order) in that order.
+
+    A file that passed :func:`unreadable_reason` but still fails to decode (corrupt inside) does not stop the
+    epoch: MindSpore replaces its row (image and label) with one decoded before (ErrorSamplesMode.REPLACE), so
+    batch counts stay; the replacement was measured to repeat run to run on CPU, with 1 and 2 workers."""
+    ds.config.set_error_samples_mode(ds.config.ErrorSamplesMode.REPLACE)
+    dataset = ds.ImageFolderDataset(str(listing.folder), sampler=ds.SubsetSampler([int(i) for i in indices]),
+                                    num_parallel_workers=workers, extensions=listing.extensions,
+                                    class_indexing={name: i for i, name in enumerate(listing.classes)})
+    return dataset
+
+
+def _check_image_count(listing: ImageListing, workers: int) -> None:
+    found = ds.ImageFolderDataset(str(listing.folder), shuffle=False, num_parallel_workers=workers,
+                                  extensions=listing.extensions,
+                                  class_indexing={name: i for i, name in enumerate(listing.classes)}).get_dataset_size()
+    if found != listing.num_images:  # would shift every sample index: refuse rather than train on the wrong images
+        raise RuntimeError(f"MindSpore's ImageFolderDataset sees {found} images in {listing.folder}, "
+                           f"this module counted {listing.num_images}")
+
+
+def _workers(num_parallel_workers: Optional[int]) -> int:
+    # MindSpore rejects more workers than cores.
+    cores = os.cpu_count() or 1
+    return max(1, min(int(num_parallel_workers or cores), cores))
+
+
+def _warn_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _check_num_classes(listing: ImageListing, num_classes: Optional[int], option: str) -> int:
+    if num_classes is None:
+        return len(listing.classes)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if len(listing.classes) > num_classes:
+        raise ValueError(f"{listing.folder} has {len(listing.classes)} class folders but the model has "
+                         f"num_classes={num_classes}: wrong --data_dir/{option}, or set --num_classes "
+                         f"{len(listing.classes)}")
+    return num_classes
+
+
+def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64, image_size: int = 224,
+                        crop_pct: float = 0.875, interpolation: str = "bilinear",
+                        num_parallel_workers: Optional[int] = None,
+                        num_classes: Optional[int] = None, *, num_shards: int = 1, shard_id: int = 0,
+                        mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                        warn: Optional[Callable[[str], None]] = _warn_stderr) -> ds.Dataset:
+    """Batches of (image float32 [B, 3, H, W], label int32) from ``data_dir/split`` (``split=""``:
+    ``data_dir`` itself), in file order, last batch kept. Labels are the class folders' indices in
+    sorted order, as in MindCV and torchvision; ``num_classes`` is checked against their number.
+    With ``num_shards > 1`` shard ``shard_id`` gets images ``shard_id::num_shards`` of the file order, without
+    padding, so shards can differ by one image: sum the counts over shards for exact metrics.
+    Files that cannot be decoded are left out (and counted in one ``warn`` message; None: silent)."""
+    folder = split_folder(data_dir, split, "val_split")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_shards(num_shards, shard_id)
+    mean, std = check_mean_std(mean, std)
+    listing = list_images(folder, require_every_class=False)
+    _check_num_classes(listing, num_classes, "--val_split")
+    workers = _workers(num_parallel_workers)
+    _check_image_count(listing, workers)
+    if listing.skipped and warn is not None:
+        warn(skipped_summary(listing.skipped, folder))
+    dataset = _image_folder_dataset(listing, listing.readable[shard_id::num_shards], workers)
+    dataset = dataset.map(operations=eval_transforms(image_size, crop_pct, interpolation, mean, std),
+                          input_columns="image", num_parallel_workers=workers)
+    return dataset.batch(batch_size, drop_remainder=False)
+
+
+@dataclass
+class TrainData:
+    """One epoch of one shard's training data.
+
+    ``dataset`` yields (image float32 [B, 3, H, W], label): int32 [B], or with ``soft_labels`` float32
+    [B, num_classes] mixup/cutmix targets that already include label smoothing (the loss must not smooth them
+    again). MindSpore reads the data seed when an iterator is created: create it right away, or call
+    :meth:`reseed` (or use :meth:`iterator`) just before, if anything may have called ``ds.config.set_seed`` or
+    ``mindspore.set_seed`` in between. Build a new TrainData for each epoch."""
+
+    dataset: ds.Dataset
+    num_classes: int
+    classes: List[str]
+    steps_per_epoch: int
+    images_per_epoch: int
+    soft_labels: bool
+    seed: int  # the data pipeline seed, derived from (seed, epoch, shard_id)
+    folder: Path = Path()
+    skipped: List[Tuple[str, str]] = field(default_factory=list)  # (path, reason): files left out, every epoch
+
+    def reseed(self) -> None:
+        """Set the data pipeline seed again (the next iterator created then sees this epoch's augmentations)."""
+        set_dataset_seed(self.seed)
+
+    def iterator(self, output_numpy: bool = False) -> Any:
+        """A one-pass tuple iterator over (image, label) batches, seeded for this epoch."""
+        self.reseed()
+        return self.dataset.create_tuple_iterator(num_epochs=1, output_numpy=output_numpy)
+
+
+def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int, image_size: int = 224,
+                         epoch: int = 0, seed: int = 42, num_shards: int = 1, shard_id: int = 0,
+                         shuffle: bool = True, drop_remainder: bool = True, num_samples: Optional[int] = None,
+                         aug_repeats: int = 0, num_classes: Optional[int] = None,
+                         num_parallel_workers: Optional[int] = None, **augment: Any) -> TrainData:
+    """The training batches of epoch ``epoch`` for shard ``shard_id`` of ``data_dir/split`` (``split=""``:
+    ``data_dir`` itself), with MindCV's augmentation keys (``AUGMENT_DEFAULTS``; see :func:`auto_augment_op`).
+
+    The images read and their augmentations depend only on (seed, epoch, shard_id) and the worker count, not on
+    what ran before in the process: a run resumed at epoch e sees the data the uninterrupted run saw. Sample
+    order: :func:`train_sample_indices`; every shard runs ``steps_per_epoch`` steps. ``mixup`` / ``cutmix`` are
+    Beta alphas (0: off); ``cutmix_prob`` is the probability that a batch is mixed at all (MindCV passes it as
+    timm's ``prob``), and with both alphas > 0 each mixed batch uses cutmix or mixup with probability 0.5.
+    Files that cannot be decoded are left out of every epoch alike (``TrainData.skipped``; see
+    :func:`unreadable_reason`)."""
+    check_int("batch_size", batch_size, 1)
+    check_int("image_size", image_size, 1)
+    check_int("epoch", epoch, 0)
+    check_int("seed", seed, 0)
+    check_shards(num_shards, shard_id)
+    check_int("aug_repeats", aug_repeats, 0)
+    if num_samples is not None:
+        check_int("num_samples", num_samples, 1)
+    a = check_augment(augment)
+    ops = train_transforms(image_size, **augment)
+
+    listing = list_images(split_folder(data_dir, split, "train_split"), require_every_class=True)
+    classes_out = _check_num_classes(listing, num_classes, "--train_split")
+    workers = _workers(num_parallel_workers)
+    _check_image_count(listing, workers)
+    # Sample positions among the readable images, mapped to ImageFolderDataset's positions.
+    indices = listing.readable[train_sample_indices(len(listing.readable), epoch=epoch, seed=seed, num_shards=num_shards,
+                                   shard_id=shard_id, shuffle=shuffle, num_samples=num_samples,
+                                   aug_repeats=aug_repeats)]
+    steps = len(indices) // batch_size if drop_remainder else -(-len(indices) // batch_size)
+    if steps == 0:
+        raise ValueError(f"batch_size {batch_size} is more than the {len(indices)} images each shard reads per epoch "
+                         f"from {listing.folder}: lower batch_size or set drop_remainder=False")
+    soft_labels = a["mixup"] > 0 or a["cutmix"] > 0
+
+    data_seed = pipeline_seed(seed, epoch, shard_id)
+    set_dataset_seed(data_seed)
+    dataset = _image_folder_dataset(listing, indices, workers)
+    dataset = dataset.map(operations=ops, input_columns="image", num_parallel_workers=workers)
+    if soft_labels or a["re_prob"] > 0:
+        batch_augment = BatchAugment(data_seed, classes_out, a, soft_labels)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_workers=workers,
+                                per_batch_map=batch_augment, input_columns=["image", "label"])
+    else:
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder, num_parallel_workers=workers)
+    return TrainData(dataset=dataset, num_classes=classes_out, classes=listing.classes, steps_per_epoch=steps,
+                     images_per_epoch=steps * batch_size if drop_remainder else len(indices),
+                     soft_labels=soft_labels, seed=data_seed, folder=listing.folder,
+                     skipped=list(listing.skipped))
