@@ -46,7 +46,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.file_format == "AIR" and not args.batch_size:
+        # MindSpore 2.10 deprecates AIR, and a dynamic batch was never verified for it.
+        raise ValueError("AIR export needs a fixed --batch_size N (AIR is deprecated in MindSpore 2.10 and its "
+                         "dynamic batch is unverified): add --batch_size, or export MINDIR or ONNX")
     device = runtime.resolve_device(args.device)
+    if args.file_format == "AIR":
+        print("note: AIR is deprecated in MindSpore 2.10; MINDIR is its format for Ascend inference")
     if args.file_format == "AIR" and device != "Ascend":
         raise ValueError(f"AIR export needs an Ascend device (running on {device}): export MINDIR or ONNX "
                          f"here, or run on an Ascend machine with --device Ascend")

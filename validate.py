@@ -25,7 +25,7 @@ from mindcv_shufflenet.models.weights import read_checkpoint
 
 EVAL_KEYS = ("model", "ckpt_path", "pretrained", "data_dir", "val_split", "num_classes", "in_channels",
              "batch_size", "image_resize", "crop_pct", "interpolation", "mean", "std", "pool_padding",
-             "num_parallel_workers", "device_target", "mode", "log_interval", "amp_level", "seed")
+             "num_parallel_workers", "device_target", "mode", "log_interval", "val_amp_level", "seed")
 
 
 def parse_config(argv: Optional[List[str]] = None):
@@ -78,10 +78,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                                   std=cfg.std)
     net = create_model(cfg.model, num_classes=num_classes, in_channels=cfg.in_channels, pretrained=cfg.pretrained,
                        checkpoint_path=cfg.ckpt_path or None, ema=args.ema_weights, pool_padding=cfg.pool_padding)
-    if cfg.amp_level != "O0":
+    if cfg.val_amp_level != "O0":  # MindCV's key for the precision of evaluation (default O0: float32)
         import mindspore as ms
 
-        ms.amp.auto_mixed_precision(net, cfg.amp_level)
+        ms.amp.auto_mixed_precision(net, cfg.val_amp_level)
     result = evaluate(net, dataset, log_every=cfg.log_interval)
     print(f"{cfg.model}: top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  loss {result.loss:.4f}  "
           f"({result.images} images in {result.seconds:.1f} s, {result.images_per_second:.1f} img/s after the "

@@ -6,39 +6,55 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import mindspore.dataset as ds
 
 from .batch_augment import BatchAugment
 from .checks import check_int, check_shards
-from .folders import ImageListing, list_images, skipped_summary, split_folder
-from .sampling import pipeline_seed, set_dataset_seed, train_sample_indices
+from .folders import ImageListing, ScanShare, list_images, skipped_summary, split_folder
+from .sampling import EpochsSampler, pipeline_seed, set_dataset_seed, train_sample_indices
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, check_augment, check_mean_std, eval_transforms, train_transforms
 
 
-def _image_folder_dataset(listing: ImageListing, indices: Sequence[int], workers: int) -> ds.ImageFolderDataset:
-    """ImageFolderDataset reading ``indices`` (positions in its sorted class-then-file order) in that order.
+def _image_folder_dataset(listing: ImageListing, indices: Sequence[int] | ds.Sampler,
+                          workers: int) -> ds.ImageFolderDataset:
+    """ImageFolderDataset reading ``indices`` (positions in its sorted class-then-file order, or a sampler of
+    them) in that order.
 
     A file that passed :func:`unreadable_reason` but still fails to decode (corrupt inside) does not stop the
     epoch: MindSpore replaces its row (image and label) with one decoded before (ErrorSamplesMode.REPLACE), so
     batch counts stay; the replacement was measured to repeat run to run on CPU, with 1 and 2 workers."""
     ds.config.set_error_samples_mode(ds.config.ErrorSamplesMode.REPLACE)
-    dataset = ds.ImageFolderDataset(str(listing.folder), sampler=ds.SubsetSampler([int(i) for i in indices]),
+    sampler = indices if isinstance(indices, ds.Sampler) else ds.SubsetSampler([int(i) for i in indices])
+    dataset = ds.ImageFolderDataset(str(listing.folder), sampler=sampler,
                                     num_parallel_workers=workers, extensions=listing.extensions,
                                     class_indexing={name: i for i, name in enumerate(listing.classes)})
     return dataset
 
 
 def _check_image_count(listing: ImageListing, workers: int) -> None:
+    """MindSpore lists the folder as this module did (once per listing: a run's later epochs reuse it)."""
+    seen = _COUNTED.get(id(listing))
+    if seen is not None and seen() is listing:
+        return
     found = ds.ImageFolderDataset(str(listing.folder), shuffle=False, num_parallel_workers=workers,
                                   extensions=listing.extensions,
                                   class_indexing={name: i for i, name in enumerate(listing.classes)}).get_dataset_size()
     if found != listing.num_images:  # would shift every sample index: refuse rather than train on the wrong images
         raise RuntimeError(f"MindSpore's ImageFolderDataset sees {found} images in {listing.folder}, "
                            f"this module counted {listing.num_images}")
+    _COUNTED[id(listing)] = weakref.ref(listing)
+
+
+_COUNTED: Dict[int, "weakref.ref[ImageListing]"] = {}  # listings already counted (by id: they are unhashable)
+
+
+def _share(shard_id: int, num_shards: int, all_reduce: Optional[Callable]) -> Optional[ScanShare]:
+    return ScanShare(shard_id, num_shards, all_reduce) if all_reduce is not None and num_shards > 1 else None
 
 
 def _workers(num_parallel_workers: Optional[int]) -> int:
@@ -68,19 +84,21 @@ def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64,
                         num_parallel_workers: Optional[int] = None,
                         num_classes: Optional[int] = None, *, num_shards: int = 1, shard_id: int = 0,
                         mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                        warn: Optional[Callable[[str], None]] = _warn_stderr) -> ds.Dataset:
+                        warn: Optional[Callable[[str], None]] = _warn_stderr,
+                        scan_all_reduce: Optional[Callable] = None) -> ds.Dataset:
     """Batches of (image float32 [B, 3, H, W], label int32) from ``data_dir/split`` (``split=""``:
     ``data_dir`` itself), in file order, last batch kept. Labels are the class folders' indices in
     sorted order, as in MindCV and torchvision; ``num_classes`` is checked against their number.
     With ``num_shards > 1`` shard ``shard_id`` gets images ``shard_id::num_shards`` of the file order, without
     padding, so shards can differ by one image: sum the counts over shards for exact metrics.
-    Files that cannot be decoded are left out (and counted in one ``warn`` message; None: silent)."""
+    Files that cannot be decoded are left out (and counted in one ``warn`` message; None: silent). Under data
+    parallel, ``scan_all_reduce`` (a sum over ranks) splits that check of the files between the ranks."""
     folder = split_folder(data_dir, split, "val_split")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     check_shards(num_shards, shard_id)
     mean, std = check_mean_std(mean, std)
-    listing = list_images(folder, require_every_class=False)
+    listing = list_images(folder, require_every_class=False, share=_share(shard_id, num_shards, scan_all_reduce))
     _check_num_classes(listing, num_classes, "--val_split")
     workers = _workers(num_parallel_workers)
     _check_image_count(listing, workers)
@@ -126,7 +144,8 @@ def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int
                          epoch: int = 0, seed: int = 42, num_shards: int = 1, shard_id: int = 0,
                          shuffle: bool = True, drop_remainder: bool = True, num_samples: Optional[int] = None,
                          aug_repeats: int = 0, num_classes: Optional[int] = None,
-                         num_parallel_workers: Optional[int] = None, **augment: Any) -> TrainData:
+                         num_parallel_workers: Optional[int] = None, num_epochs: int = 1,
+                         scan_all_reduce: Optional[Callable] = None, **augment: Any) -> TrainData:
     """The training batches of epoch ``epoch`` for shard ``shard_id`` of ``data_dir/split`` (``split=""``:
     ``data_dir`` itself), with MindCV's augmentation keys (``AUGMENT_DEFAULTS``; see :func:`auto_augment_op`).
 
@@ -136,7 +155,10 @@ def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int
     Beta alphas (0: off); ``cutmix_prob`` is the probability that a batch is mixed at all (MindCV passes it as
     timm's ``prob``), and with both alphas > 0 each mixed batch uses cutmix or mixup with probability 0.5.
     Files that cannot be decoded are left out of every epoch alike (``TrainData.skipped``; see
-    :func:`unreadable_reason`)."""
+    :func:`unreadable_reason`); under data parallel, ``scan_all_reduce`` (a sum over ranks) splits that check
+    between the ranks. ``num_epochs > 1`` makes one dataset of epochs ``epoch, epoch + 1, ...`` one after the
+    other (for dataset sinking; whole batches only), each in its own order; ``steps_per_epoch`` stays one
+    epoch's, and the augmentations follow one random stream seeded by (seed, ``epoch``, shard_id)."""
     check_int("batch_size", batch_size, 1)
     check_int("image_size", image_size, 1)
     check_int("epoch", epoch, 0)
@@ -148,7 +170,12 @@ def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int
     a = check_augment(augment)
     ops = train_transforms(image_size, **augment)
 
-    listing = list_images(split_folder(data_dir, split, "train_split"), require_every_class=True)
+    check_int("num_epochs", num_epochs, 1)
+    if num_epochs > 1 and not drop_remainder:
+        raise ValueError("num_epochs > 1 needs drop_remainder=True: an epoch's smaller last batch would fall "
+                         "in the middle of the stream")
+    listing = list_images(split_folder(data_dir, split, "train_split"), require_every_class=True,
+                          share=_share(shard_id, num_shards, scan_all_reduce))
     classes_out = _check_num_classes(listing, num_classes, "--train_split")
     workers = _workers(num_parallel_workers)
     _check_image_count(listing, workers)
@@ -164,6 +191,11 @@ def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int
 
     data_seed = pipeline_seed(seed, epoch, shard_id)
     set_dataset_seed(data_seed)
+    if num_epochs > 1:
+        sample_options = dict(seed=seed, num_shards=num_shards, shard_id=shard_id, shuffle=shuffle,
+                              num_samples=num_samples, aug_repeats=aug_repeats)
+        indices = EpochsSampler(listing.readable, first_epoch=epoch, num_epochs=num_epochs,
+                                per_epoch=steps * batch_size, **sample_options)
     dataset = _image_folder_dataset(listing, indices, workers)
     dataset = dataset.map(operations=ops, input_columns="image", num_parallel_workers=workers)
     if soft_labels or a["re_prob"] > 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -96,7 +96,17 @@ def unreadable_reason(path: str | os.PathLike) -> Optional[str]:
     return None
 
 
-def list_images(folder: Path, *, require_every_class: bool) -> ImageListing:
+@dataclass(frozen=True)
+class ScanShare:
+    """Split the check of the files between the ranks of a data-parallel job: rank ``shard_id`` checks every
+    ``num_shards``-th file, and ``all_reduce`` (a sum over ranks) tells every rank which files the others
+    found unreadable. Every rank must list the same folders in the same order (it is a collective)."""
+    shard_id: int
+    num_shards: int
+    all_reduce: Callable[[np.ndarray], np.ndarray]
+
+
+def list_images(folder: Path, *, require_every_class: bool, share: Optional[ScanShare] = None) -> ImageListing:
     """The class folders and images as ImageFolderDataset will list them (non-recursive, by extension, sorted by
     name), with the files that cannot be decoded (see :func:`unreadable_reason`) marked to be skipped. A listing is
     reused while no folder's modification time changes."""
@@ -106,14 +116,34 @@ def list_images(folder: Path, *, require_every_class: bool) -> ImageListing:
     if key not in _LISTINGS:
         if len(_LISTINGS) >= 4:  # a run reads one folder per split
             del _LISTINGS[next(iter(_LISTINGS))]
-        _LISTINGS[key] = _scan_files(folder, classes, require_every_class)
+        _LISTINGS[key] = _scan_files(folder, classes, require_every_class, share)
     return _LISTINGS[key]
 
 
 _LISTINGS: Dict[tuple, ImageListing] = {}
 
 
-def _scan_files(folder: Path, classes: List[str], require_every_class: bool) -> ImageListing:
+def _unreadable_reasons(paths: List[str], share: Optional[ScanShare]) -> List[Optional[str]]:
+    """:func:`unreadable_reason` of every path; with ``share``, each rank checks its part and the ranks share
+    which files failed (one all-reduce), then each rank asks again only for those few files' reasons."""
+    # ~26 us per image from the page cache, ~0.14 ms from disk (measured; threads did not help on 2 cores).
+    if share is None or share.num_shards == 1:
+        return [unreadable_reason(path) for path in paths]
+    mine = range(share.shard_id, len(paths), share.num_shards)
+    reasons: List[Optional[str]] = [None] * len(paths)
+    flags = np.zeros(len(paths), np.float32)
+    for i in mine:
+        reasons[i] = unreadable_reason(paths[i])
+        flags[i] = reasons[i] is not None
+    flagged = np.flatnonzero(share.all_reduce(flags) > 0.5)
+    for i in flagged:
+        if reasons[i] is None:
+            reasons[i] = unreadable_reason(paths[i]) or "truncated or corrupt"
+    return reasons
+
+
+def _scan_files(folder: Path, classes: List[str], require_every_class: bool,
+                share: Optional[ScanShare] = None) -> ImageListing:
     per_class: List[List[str]] = []
     extensions, skipped = set(), []
     for name in classes:
@@ -129,8 +159,7 @@ def _scan_files(folder: Path, classes: List[str], require_every_class: bool) -> 
             paths.append(entry.path)
             extensions.add(ext)
         per_class.append(paths)
-    # ~26 us per image from the page cache, ~0.14 ms from disk (measured; threads did not help on 2 cores).
-    reasons = [unreadable_reason(path) for paths in per_class for path in paths]
+    reasons = _unreadable_reasons([path for paths in per_class for path in paths], share)
     readable, position = [], 0
     for name, paths in zip(classes, per_class):
         good = 0

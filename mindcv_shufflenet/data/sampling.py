@@ -63,3 +63,31 @@ def set_dataset_seed(seed: int) -> None:
     ds.config.set_seed(seed)
     random.setstate(py_state)
     np.random.set_state(np_state)
+
+
+class EpochsSampler(ds.Sampler):
+    """The positions of epochs ``first_epoch .. first_epoch + num_epochs - 1`` one after the other, for one
+    dataset that serves several epochs (dataset sinking: one device queue for the run).
+
+    Epoch ``e`` is ``positions[train_sample_indices(..., epoch=e)]`` cut to ``per_epoch`` (whole batches), so
+    each epoch's order is the one a per-epoch dataset would read. Generated lazily, an epoch at a time: a
+    300-epoch ImageNet run would otherwise hold ~50 M indices per rank.
+    """
+
+    def __init__(self, positions: np.ndarray, *, first_epoch: int, num_epochs: int, per_epoch: int,
+                 **sample_options) -> None:
+        check_int("num_epochs", num_epochs, 1)
+        check_int("per_epoch", per_epoch, 1)
+        super().__init__(num_samples=num_epochs * per_epoch)
+        self.positions = np.asarray(positions, np.int64)
+        self.epochs = range(first_epoch, first_epoch + num_epochs)
+        self.per_epoch = per_epoch
+        self.sample_options = sample_options
+
+    def epoch_positions(self, epoch: int) -> np.ndarray:
+        order = train_sample_indices(len(self.positions), epoch=epoch, **self.sample_options)
+        return self.positions[order][:self.per_epoch]
+
+    def __iter__(self):
+        for epoch in self.epochs:
+            yield from self.epoch_positions(epoch).tolist()

@@ -22,8 +22,8 @@ from mindspore import Tensor, nn
 
 from .. import runtime
 from ..config import Config, ConfigError, save_config
-from ..data.imagefolder import (TrainData, create_eval_dataset, create_train_dataset, find_classes,
-                                skipped_summary, split_folder)
+from ..data.datasets import TrainData, create_eval_dataset, create_train_dataset
+from ..data.folders import find_classes, skipped_summary, split_folder
 from ..models.registry import create_model
 from . import faults
 from .checkpoint import CheckpointManager, ResumeState, load_training_state, remove_partial_files
@@ -115,7 +115,8 @@ def build_run(cfg: Config, log_to_stdout: bool = True) -> Run:
     if jit_level == "O2":
         console("note: jit_level O2 (the GE backend) is deprecated in MindSpore 2.10; O0 and O1 are its levels")
     _check_named_files(cfg)
-    data = _build_data(cfg, dist, console, run_dir)
+    all_reduce = make_all_reduce() if dist.distributed else None
+    data = _build_data(cfg, dist, console, run_dir, all_reduce)
     overflow_steps = faults.overflow_steps(dist.rank)
     if overflow_steps and sink:
         raise ConfigError(f"{faults.OVERFLOW_ENV} needs batches fed step by step: set dataset_sink_mode: False")
@@ -133,7 +134,7 @@ def build_run(cfg: Config, log_to_stdout: bool = True) -> Run:
         save_config(cfg, run_dir / "config.yaml")
         (run_dir / "classes.txt").write_text("".join(c + "\n" for c in data.classes))
     run = Run(cfg, dist, device, jit_level, console, run_dir, data, network, eval_network, step_cell, lr_table,
-              manager, state, metrics, make_all_reduce() if dist.distributed else None,
+              manager, state, metrics, all_reduce,
               StepMeter(cfg.batch_size * dist.group_size), overflow_steps,
               best_top1=state.best_top1, best_epoch=state.best_epoch)
     if sink and state.epoch < cfg.epoch_size:
@@ -180,19 +181,22 @@ def _augment_options(cfg: Config) -> dict:
                 cutmix=cfg.cutmix, cutmix_prob=cfg.cutmix_prob, label_smoothing=cfg.label_smoothing)
 
 
-def _train_dataset_options(cfg: Config, dist: runtime.DistInfo, num_classes: int) -> dict:
-    return dict(batch_size=cfg.batch_size, image_size=cfg.image_resize, seed=cfg.seed, num_shards=dist.group_size,
-                shard_id=dist.rank, shuffle=cfg.shuffle, drop_remainder=cfg.drop_remainder,
+def _train_dataset_options(cfg: Config, dist: runtime.DistInfo, num_classes: int,
+                           scan_all_reduce: Optional[Callable] = None) -> dict:
+    return dict(scan_all_reduce=scan_all_reduce, batch_size=cfg.batch_size, image_size=cfg.image_resize,
+                seed=cfg.seed, num_shards=dist.group_size, shard_id=dist.rank, shuffle=cfg.shuffle, drop_remainder=cfg.drop_remainder,
                 num_samples=cfg.num_samples, aug_repeats=cfg.aug_repeats, num_classes=num_classes,
                 num_parallel_workers=cfg.num_parallel_workers, **_augment_options(cfg))
 
 
-def _build_data(cfg: Config, dist: runtime.DistInfo, console: Console, run_dir: Path) -> TrainingData:
+def _build_data(cfg: Config, dist: runtime.DistInfo, console: Console, run_dir: Path,
+                all_reduce: Optional[Callable]) -> TrainingData:
+    """List the data once (under msrun each rank checks its share of the files), and build epoch 1."""
     classes = find_classes(split_folder(cfg.data_dir, cfg.train_split, "train_split"))
     num_classes = cfg.num_classes or len(classes)
     if cfg.val_while_train:
         split_folder(cfg.data_dir, cfg.val_split, "val_split")  # before the training data is scanned
-    options = _train_dataset_options(cfg, dist, num_classes)
+    options = _train_dataset_options(cfg, dist, num_classes, all_reduce)
 
     def epoch_data(epoch: int) -> TrainData:
         return create_train_dataset(cfg.data_dir, cfg.train_split, epoch=epoch, **options)
@@ -219,7 +223,8 @@ def _build_data(cfg: Config, dist: runtime.DistInfo, console: Console, run_dir: 
         eval_data = create_eval_dataset(cfg.data_dir, cfg.val_split, cfg.batch_size, cfg.image_resize,
                                         cfg.crop_pct, cfg.interpolation, cfg.num_parallel_workers, num_classes,
                                         num_shards=dist.group_size, shard_id=dist.rank, mean=cfg.mean,
-                                        std=cfg.std, warn=lambda message: console(f"warning: {message}"))
+                                        std=cfg.std, warn=lambda message: console(f"warning: {message}"),
+                                        scan_all_reduce=all_reduce)
     return TrainingData(classes, num_classes, first, epoch_data, updates_per_epoch * accumulation,
                         updates_per_epoch, eval_data)
 
