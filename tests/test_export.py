@@ -86,7 +86,7 @@ def test_mindir_export_reloads_with_any_batch_and_matches_the_network(tmp_path):
 def test_air_export_off_ascend_is_a_one_line_error(tmp_path):
     save_checkpoint(create_model("shufflenet_v2_x0_5"), tmp_path / "net.ckpt")
     result = run_export("--model", "shufflenet_v2_x0_5", "--ckpt_path", str(tmp_path / "net.ckpt"),
-                        "--file_format", "AIR", "--file_name", str(tmp_path / "net"))
+                        "--file_format", "AIR", "--batch_size", "1", "--file_name", str(tmp_path / "net"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "error: AIR export needs an Ascend device (running on CPU): export MINDIR or ONNX here, or run on an "
