@@ -346,7 +346,9 @@ def train_one_epoch(run: Run, epoch: int) -> EpochStats:
         data = run.data.first if epoch == 1 else run.data.epoch_data(epoch - 1)
         feeder = FedSteps(run.step_cell, data.iterator(), lambda k: _before_step(run, first_global + k))
     done = 0
-    for chunk in chunk_plan(steps, cfg.log_interval, first_step_alone=not run.meter.compiled):
+    # Fed steps are read one by one (a stop after max_bad_steps comes at that step); sunk ones per chunk.
+    read_every = cfg.log_interval if run.sink else 1
+    for chunk in chunk_plan(steps, read_every, first_step_alone=not run.meter.compiled):
         if run.sink:
             for k in range(done + 1, done + chunk + 1):
                 faults.fail_if_asked(run.dist.rank, first_global + k)
