@@ -1,4 +1,5 @@
-"""Damaged checkpoint files are named as such, in this project's words, whoever reads them."""
+"""Damaged checkpoint files are named as such, in this project's words, whoever reads them; ``resume: auto``
+falls back from a damaged last.ckpt to the newest intact epoch checkpoint."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from mindspore import nn
 from mindcv_shufflenet import create_model
 from mindcv_shufflenet.checkpoint_file import (CheckpointFileError, check_checkpoint_file,
                                                checkpoint_problem)
-from mindcv_shufflenet.engine.checkpoint import atomic_save
+from mindcv_shufflenet.engine.checkpoint import (NoIntactCheckpointError, atomic_save, epoch_checkpoints,
+                                                 find_resume_checkpoint)
 from mindcv_shufflenet.models.weights import read_checkpoint, save_checkpoint
 
 MODEL = "tiny"
@@ -105,3 +107,82 @@ def test_create_model_names_a_changed_byte_not_permissions(tmp_path, capfd):
         read_checkpoint(path)
     out, err = capfd.readouterr()
     assert "permission" not in (out + err).lower()  # MindSpore's own message (and its log line) never shows
+
+
+# --------------------------------------------------------------------------------- resume: auto
+
+
+def _run_folder(folder: Path, epochs: int, crc: bool = True) -> List[Path]:
+    """Epoch files as training writes them, with last.ckpt a hard link to the newest."""
+    folder.mkdir(exist_ok=True)
+    paths = [_small_checkpoint(folder / f"{MODEL}-{e}_5.ckpt", e, crc) for e in range(1, epochs + 1)]
+    os.link(paths[-1], folder / f"{MODEL}-last.ckpt")
+    return paths
+
+
+def test_resume_auto_reads_an_intact_last_checkpoint_silently(tmp_path):
+    _run_folder(tmp_path, 3)
+    lines: List[str] = []
+    assert find_resume_checkpoint(tmp_path, MODEL, lines.append) == str(tmp_path / f"{MODEL}-last.ckpt")
+    assert lines == []
+
+
+def test_resume_auto_falls_back_past_a_damaged_last_and_its_hard_linked_epoch_file(tmp_path):
+    paths = _run_folder(tmp_path, 3)
+    last = tmp_path / f"{MODEL}-last.ckpt"
+    assert os.path.samefile(last, paths[-1])
+    _flip_byte(last)  # damages the epoch-3 file too: the same inode
+    lines: List[str] = []
+    assert find_resume_checkpoint(tmp_path, MODEL, lines.append) == str(paths[1])
+    assert len(lines) == 1
+    assert lines[0].startswith(f"warning: {last} is damaged (its contents do not match the CRC-32 saved with it")
+    assert f"resuming from {paths[1]}, the newest intact checkpoint; also damaged: {paths[2].name}" in lines[0]
+
+
+def test_resume_auto_falls_back_from_a_truncated_last_checkpoint(tmp_path):
+    paths = _run_folder(tmp_path, 2, crc=False)
+    last = tmp_path / f"{MODEL}-last.ckpt"
+    last.unlink()
+    last.write_bytes(paths[-1].read_bytes()[:150])  # a copy cut short (no hard link, no CRC)
+    lines: List[str] = []
+    assert find_resume_checkpoint(tmp_path, MODEL, lines.append) == str(paths[1])
+    assert "is damaged (the file is cut short" in lines[0] and str(paths[1]) in lines[0]
+
+
+def test_resume_auto_without_last_uses_the_newest_epoch_file(tmp_path):
+    paths = _run_folder(tmp_path, 2)
+    (tmp_path / f"{MODEL}-last.ckpt").unlink()
+    lines: List[str] = []
+    assert find_resume_checkpoint(tmp_path, MODEL, lines.append) == str(paths[1])
+    assert lines == [f"warning: {tmp_path / f'{MODEL}-last.ckpt'} is missing; resuming from {paths[1]}, the "
+                     f"newest intact checkpoint"]
+
+
+def test_resume_auto_with_every_checkpoint_damaged_is_one_clear_error(tmp_path):
+    paths = _run_folder(tmp_path, 2)
+    _flip_byte(paths[0])
+    _cut(paths[1], 100)  # rewritten in place: last.ckpt, its hard link, is cut short too
+    with pytest.raises(NoIntactCheckpointError) as err:
+        find_resume_checkpoint(tmp_path, MODEL, lambda line: None)
+    message = str(err.value)
+    assert message.startswith(f"resume: no intact checkpoint in {tmp_path} ({MODEL}-last.ckpt: the file is cut "
+                              f"short")
+    assert f"{MODEL}-2_5.ckpt: the file is cut short" in message and f"{MODEL}-1_5.ckpt: its contents do not " \
+                                                                      f"match the CRC-32" in message
+    assert message.endswith("train from scratch without --resume (in another --ckpt_save_dir)")
+    assert isinstance(err.value, ValueError)  # exit status 2 from the command line
+
+
+def test_resume_auto_in_an_empty_folder_starts_from_scratch(tmp_path):
+    lines: List[str] = []
+    assert find_resume_checkpoint(tmp_path, MODEL, lines.append) is None
+    assert lines == [f"resume: auto found no checkpoint in {tmp_path}; starting from scratch"]
+
+
+def test_epoch_checkpoints_are_ordered_by_epoch_not_name(tmp_path):
+    for epoch in (2, 10, 1):
+        _small_checkpoint(tmp_path / f"{MODEL}-{epoch}_5.ckpt", epoch)
+    _small_checkpoint(tmp_path / f"{MODEL}-best.ckpt")
+    _small_checkpoint(tmp_path / f"other-3_5.ckpt")
+    assert [p.name for p in epoch_checkpoints(tmp_path, MODEL)] == [f"{MODEL}-10_5.ckpt", f"{MODEL}-2_5.ckpt",
+                                                                    f"{MODEL}-1_5.ckpt"]

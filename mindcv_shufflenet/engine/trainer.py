@@ -360,11 +360,10 @@ def _resume_path(cfg: Config, manager: CheckpointManager, console: Callable[[str
         return cfg.ckpt_path
     if not cfg.resume:
         return None
-    if cfg.resume == "auto":
-        if manager.last_path.exists():
-            return str(manager.last_path)
-        console(f"resume: auto found no checkpoint in {manager.folder}; starting from scratch")
-        return None
+    if cfg.resume == "auto":  # last.ckpt, or the newest intact epoch file when it is damaged
+        from .checkpoint import find_resume_checkpoint
+
+        return find_resume_checkpoint(manager.folder, manager.model_name, console)
     if not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"resume: checkpoint not found: {cfg.resume}")
     return cfg.resume
