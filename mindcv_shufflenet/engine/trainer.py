@@ -29,7 +29,7 @@ from .checkpoint import CheckpointManager, ResumeState, load_training_state, rem
 from .distributed import average_batchnorm_statistics, make_all_reduce, parameters_agree
 from .evaluate import EvalResult, evaluate
 from .loss import create_loss
-from .metrics import MetricsFile, plot_metrics
+from .metrics import MetricsFile, try_plot_metrics
 from .optim import create_optimizer
 from .schedules import build_lr_schedule
 from .train_step import TrainStep, ema_state, swap_in
@@ -335,7 +335,9 @@ def train(cfg: Config, log_to_stdout: bool = True) -> TrainResult:
     if best_epoch > 0:
         files["best"] = manager.best_path
     if dist.is_main and cfg.plot and (run_dir / "metrics.jsonl").exists() and MetricsFile.read(run_dir / "metrics.jsonl"):
-        files["plot"] = plot_metrics(run_dir / "metrics.jsonl", run_dir / "curves.png", title=cfg.model)
+        plot = try_plot_metrics(run_dir / "metrics.jsonl", run_dir / "curves.png", title=cfg.model, log=console)
+        if plot is not None:  # else a warning said why; the run itself has succeeded
+            files["plot"] = plot
     if epochs_run:
         console(f"finished {epochs_run} epoch(s) in {_format_eta(time.perf_counter() - run_start)}"
                 + (f"; best top-1 {best_top1:.2f}% at epoch {best_epoch} -> {manager.best_path}" if best_epoch > 0 else "")
