@@ -28,6 +28,10 @@ class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key and the fix."""
 
 
+class _SourcedError(ConfigError):
+    """A check about two keys whose message already says where each value came from (no file prefix)."""
+
+
 @dataclass(frozen=True)
 class Option:
     name: str
@@ -330,9 +334,19 @@ def finalize(values: Dict[str, Any], source: Optional[str] = None, from_cli: fro
             out[option.name] = _convert(option, raw)
         except ConfigError as err:
             raise ConfigError(f"{where_of(option.name)}{err}") from None
+    def origin(key: str) -> str:
+        """Where ``key``'s value came from, for messages about two keys that may come from different places."""
+        if key in from_cli:
+            return "from the command line"
+        if key in values:
+            return f"from {source}" if source else "given"
+        return "the default"
+
     try:
         _translate_legacy(out, values)
-        _check(out)
+        _check(out, origin)
+    except _SourcedError as err:
+        raise ConfigError(str(err)) from None
     except ConfigError as err:
         raise ConfigError(f"{where_of(str(err))}{err}") from None
     return Config(out, source)
@@ -440,8 +454,12 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _check(c: Dict[str, Any]) -> None:
+def _check(c: Dict[str, Any], origin: Callable[[str], str] = lambda key: "given") -> None:
+    """Raise ConfigError for the first value that cannot be used; ``origin(key)`` says where a value came from."""
     from .models.registry import canonical_model_name
+
+    def value_of(key: str) -> str:  # "warmup_epochs (4, from recipe.yaml)"
+        return f"{key} ({c[key]}, {origin(key)})"
 
     # MindCV keys this project does not implement: refuse them instead of ignoring them.
     _require(not c["dataset_download"], "dataset_download: nothing is downloaded here; put the images in "
@@ -478,9 +496,12 @@ def _check(c: Dict[str, Any]) -> None:
     for key in ("num_classes", "num_samples", "num_threads"):
         _require(c[key] is None or c[key] >= 1, f"{key} must be >= 1, got {c[key]}")
     _require(c["lr"] > 0, f"lr must be > 0, got {c['lr']}")
-    _require(0 <= c["min_lr"] <= c["lr"], f"min_lr must be in [0, lr={c['lr']}], got {c['min_lr']}")
-    _require(c["warmup_epochs"] <= c["epoch_size"],
-             f"warmup_epochs ({c['warmup_epochs']}) must not exceed epoch_size ({c['epoch_size']})")
+    _require(c["min_lr"] >= 0, f"min_lr must be >= 0, got {c['min_lr']}")
+    if c["min_lr"] > c["lr"]:
+        raise _SourcedError(f"{value_of('min_lr')} must not exceed {value_of('lr')}")
+    if c["warmup_epochs"] > c["epoch_size"]:
+        raise _SourcedError(f"{value_of('warmup_epochs')} must not exceed {value_of('epoch_size')}: lower "
+                            f"warmup_epochs or raise epoch_size")
     for key in ("hflip", "vflip", "re_prob", "cutmix_prob", "warmup_factor"):
         _require(0 <= c[key] <= 1, f"{key} must be in [0, 1], got {c[key]}")
     _require(0 <= c["label_smoothing"] < 1, f"label_smoothing must be in [0, 1), got {c['label_smoothing']}")

@@ -93,6 +93,11 @@ def files(tmp_path_factory) -> Dict[str, Path]:
     return paths
 
 
+# What a damaged checkpoint is called, whoever reads it (not MindSpore's "May not have permission to read it").
+CUT_SHORT = "the file is cut short: it ends at byte"
+CHANGED_ON_DISK = ("its contents do not match the CRC-32 saved with it: the file was changed or damaged after it "
+                   "was written")
+
 # (case, extra arguments (placeholders {name} are paths from `files`), expected part of the error line)
 TRAIN_CASES = [
     ("unknown option", ["--config", DEMO, "--lrr", "0.1"], "unknown option --lrr (did you mean 'lr'?)"),
@@ -129,13 +134,15 @@ TRAIN_CASES = [
     ("checkpoint missing", ["--config", DEMO, "--data_dir", "{good}", "--ckpt_path", "/no/such.ckpt"],
      "checkpoint not found: /no/such.ckpt"),
     ("checkpoint truncated", ["--config", DEMO, "--data_dir", "{good}", "--ckpt_path", "{truncated.ckpt}"],
-     "cannot read checkpoint"),
+     CUT_SHORT),
     ("checkpoint of garbage", ["--config", DEMO, "--data_dir", "{good}", "--ckpt_path", "{garbage.ckpt}"],
-     "cannot read checkpoint"),
+     "it is not a MindSpore checkpoint (it starts with bytes 00 01 02"),
     ("checkpoint empty", ["--config", DEMO, "--data_dir", "{good}", "--ckpt_path", "{empty.ckpt}"],
      "the file is empty (0 bytes)"),
     ("checkpoint with a changed byte", ["--config", DEMO, "--data_dir", "{good}", "--ckpt_path", "{bitflip.ckpt}"],
-     "cannot read checkpoint"),
+     CHANGED_ON_DISK),
+    ("resume from a checkpoint with a changed byte",
+     ["--config", DEMO, "--data_dir", "{good}", "--resume", "{bitflip.ckpt}"], CHANGED_ON_DISK),
     ("checkpoint of another model", ["--config", DEMO, "--data_dir", "{good}", "--ckpt_path", "{v1.ckpt}"],
      "checkpoint does not fit ShuffleNetV2 (wrong model name or width?)"),
     ("resume from a checkpoint that is not a training state",
@@ -150,9 +157,9 @@ VALIDATE_CASES = [
     ("checkpoint missing", [*VALIDATE, "--data_dir", "{good}", "--ckpt_path", "/no/such.ckpt"],
      "checkpoint not found: /no/such.ckpt"),
     ("checkpoint truncated", [*VALIDATE, "--data_dir", "{good}", "--ckpt_path", "{truncated.ckpt}"],
-     "cannot read checkpoint"),
+     CUT_SHORT),
     ("checkpoint with a changed byte", [*VALIDATE, "--data_dir", "{good}", "--ckpt_path", "{bitflip.ckpt}"],
-     "cannot read checkpoint"),
+     CHANGED_ON_DISK),
     ("checkpoint of another model", [*VALIDATE, "--data_dir", "{good}", "--ckpt_path", "{v1.ckpt}"],
      "checkpoint does not fit ShuffleNetV2"),
     ("checkpoint of another class count", [*VALIDATE, "--data_dir", "{good}", "--ckpt_path", "{seven.ckpt}",
@@ -194,6 +201,19 @@ def test_training_from_a_checkpoint_of_another_class_count_fine_tunes(files, tmp
 @pytest.mark.parametrize("case, args, expected", VALIDATE_CASES, ids=[c[0] for c in VALIDATE_CASES])
 def test_validate_refuses_bad_input_with_one_line(case, args, expected, files, tmp_path):
     assert_one_line_error(run("validate.py", _fill(args, files), tmp_path), expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script, args", [
+    ("infer.py", ["--model", "shufflenet_v2_x0_5", "--ckpt_path", "{bitflip.ckpt}", "{good}"]),
+    ("export.py", ["--model", "shufflenet_v2_x0_5", "--ckpt_path", "{bitflip.ckpt}", "--image_size", "32"]),
+])
+def test_infer_and_export_name_a_damaged_checkpoint_in_one_line(script, args, files, tmp_path):
+    proc = run(script, _fill(args, files), tmp_path)
+    assert_one_line_error(proc, f"cannot read checkpoint {files['bitflip.ckpt']}: its contents do not match the "
+                                f"CRC-32 saved with it")
+    # Not MindSpore's message, which blames permissions, nor its log line.
+    assert "permission" not in proc.stderr.lower() and "Failed to read" not in proc.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path):

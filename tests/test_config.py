@@ -94,7 +94,8 @@ def test_effective_config_round_trips(tmp_path, mindcv_yaml):
     (["--model", "shufflenet_v2_x1_0", "--amp_level", "O5"], "amp_level: unknown value 'O5'"),
     (["--model", "shufflenet_v2_x1_0", "--hflip", "1.5"], "hflip must be in [0, 1]"),
     (["--model", "shufflenet_v2_x1_0", "--scale", "1.0,0.08"], "scale must be two increasing positive numbers"),
-    (["--model", "shufflenet_v2_x1_0", "--warmup_epochs", "10", "--epoch_size", "5"], "warmup_epochs (10)"),
+    (["--model", "shufflenet_v2_x1_0", "--warmup_epochs", "10", "--epoch_size", "5"],
+     "warmup_epochs (10, from the command line) must not exceed epoch_size (5, from the command line)"),
     (["--model", "shufflenet_v2_x1_0", "--dataset_download", "true"], "nothing is downloaded here"),
     (["--model", "shufflenet_v2_x1_0", "--resume_opt", "true"], "resume_opt: true needs ckpt_path"),
     (["--lr", "0.1"], "model is required"),
@@ -125,3 +126,18 @@ def test_file_that_is_not_yaml_is_an_error(tmp_path):
     path.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_config(["--config", str(path)])
+
+
+def test_a_check_on_two_keys_names_where_each_value_came_from(mindcv_yaml):
+    # MindCV's recipe has warmup_epochs: 5; a user shortens the run on the command line.
+    with pytest.raises(ConfigError) as err:
+        load_config(["--config", mindcv_yaml, "--epoch_size", "1"])
+    assert str(err.value) == (f"warmup_epochs (5, from {mindcv_yaml}) must not exceed epoch_size (1, from the "
+                              f"command line): lower warmup_epochs or raise epoch_size")
+    with pytest.raises(ConfigError) as err:
+        load_config(["--model", "shufflenet_v2_x1_0", "--epoch_size", "2"])
+    assert str(err.value).startswith("warmup_epochs (3, the default) must not exceed epoch_size (2, from the "
+                                     "command line)")
+    with pytest.raises(ConfigError) as err:
+        load_config(["--config", mindcv_yaml, "--min_lr", "0.5"])
+    assert str(err.value) == f"min_lr (0.5, from the command line) must not exceed lr (0.4, from {mindcv_yaml})"

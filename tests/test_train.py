@@ -126,6 +126,33 @@ def test_finished_run_resumed_again_trains_nothing(reference_run, images, tmp_pa
 
 
 @pytest.mark.slow
+def test_damaged_last_checkpoint_resumes_from_the_newest_intact_epoch(reference_run, images, tmp_path):
+    reference, _ = reference_run
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    last, newest = copy / "shufflenet_v2_x0_5-last.ckpt", copy / "shufflenet_v2_x0_5-3_20.ckpt"
+    last.unlink()
+    os.link(newest, last)  # as training leaves them: one file under two names
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    newest.write_bytes(bytes(data))  # in place: last.ckpt is damaged with it
+    proc = run_train([*TINY, "--data_dir", str(images), "--ckpt_save_dir", str(copy), "--resume", "auto"],
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    intact = copy / "shufflenet_v2_x0_5-2_20.ckpt"
+    assert f"warning: {last} is damaged (its contents do not match the CRC-32 saved with it" in proc.stdout
+    assert (f"resuming from {intact}, the newest intact checkpoint; also damaged: shufflenet_v2_x0_5-3_20.ckpt"
+            in proc.stdout)
+    assert f"resumed from {intact}: 2 of 3 epochs done" in proc.stdout
+    assert "permission" not in (proc.stdout + proc.stderr).lower()
+    expected, got = last_state(reference), last_state(copy)
+    different = [name for name in expected if not np.array_equal(expected[name], got[name])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+    epochs = [json.loads(line)["epoch"] for line in (copy / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+
+
+@pytest.mark.slow
 def test_msrun_two_workers_train_one_model_on_disjoint_halves(images, tmp_path):
     msrun = shutil.which("msrun", path=str(Path(PYTHON).parent))
     assert msrun, "msrun comes with mindspore"

@@ -95,3 +95,20 @@ def test_validate_refuses_a_folder_whose_classes_do_not_fit_the_model(image_fold
     assert typo.returncode == 2
     assert typo.stderr.strip().splitlines()[-1] == (f"error: data folder not found: {root / 'validation'} ({root} "
                                                     f"has no 'validation' folder): check --data_dir and --val_split")
+
+
+def test_validate_with_overflowing_float16_logits_reports_them_in_one_line(image_folder, tmp_path):
+    """amp O3 on the CPU: logits beyond float16's range (65504) become Inf; validate.py says so and how to fix it."""
+    root, _ = image_folder
+    net = randomize(create_model("shufflenet_v2_x0_5", num_classes=3), seed=4)
+    net.classifier.weight.set_data(ms.Tensor(net.classifier.weight.asnumpy() * 1e6))  # logits of ~3e5
+    ms.save_checkpoint(net, str(tmp_path / "net.ckpt"))
+    result = run_validate("--model", "shufflenet_v2_x0_5", "--ckpt_path", str(tmp_path / "net.ckpt"),
+                          "--data_dir", str(root), "--num_classes", "3", "--image_resize", "32",
+                          "--amp_level", "O3", "--json", str(tmp_path / "result.json"))
+    assert result.returncode == 0, result.stderr
+    assert ("warning: 12 of 12 images gave non-finite logits (NaN/Inf): they count as wrong in top-1/top-5 and are "
+            "left out of the loss. With amp_level O2/O3 this is float16 overflow: on the CPU use amp_level O0"
+            in result.stdout.splitlines())
+    assert "top-1 0.00%  top-5 0.00%  loss nan" in result.stdout
+    assert "RuntimeWarning" not in result.stderr

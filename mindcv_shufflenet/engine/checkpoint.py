@@ -6,7 +6,8 @@ Every file is written under a temporary name in the same folder and renamed into
 - ``<model>-<epoch>_<steps>.ckpt``: the whole training state at the end of an epoch (network, optimizer
   slots with ``global_step``, EMA, loss scale) plus ``epoch``, ``best_top1`` and ``best_epoch``; the newest
   ``keep_checkpoint_max`` are kept (or the best, with ``ckpt_save_policy: top_k``).
-- ``<model>-last.ckpt``: the newest of those; ``resume: auto`` starts from it.
+- ``<model>-last.ckpt``: the newest of those (a hard link to it where the file system allows);
+  ``resume: auto`` starts from it, or, when it is damaged, from the newest intact epoch file.
 - ``<model>-best.ckpt``: the network weights with the best validation top-1 so far (the EMA weights when
   EMA is on, since those are the ones validated), with their accuracy.
 - ``checkpoints.json``: the kept epoch files and their accuracies.
@@ -17,15 +18,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn
 
 from .. import runtime
+from ..checkpoint_file import checkpoint_problem
 from ..models.weights import read_checkpoint
 from . import faults
 from .train_step import SCRATCH_PREFIXES
@@ -44,6 +47,10 @@ class NonFiniteWeightsError(runtime.RunError):
 
 class CheckpointWriteError(runtime.RunError):
     """A checkpoint could not be written (disk full, I/O error); the files saved before are intact."""
+
+
+class NoIntactCheckpointError(ValueError):
+    """``resume: auto`` found checkpoints, but every one of them is damaged."""
 
 
 def _is_saved(name: str) -> bool:
@@ -124,6 +131,54 @@ def check_finite(params: Sequence[ms.Parameter] | Sequence[dict], what: str = "t
         raise NonFiniteWeightsError(f"not saving {what}: {len(bad)} parameters hold NaN/Inf (first: {bad[0]}); "
                                     f"training diverged: lower lr, enable clip_grad, or use loss_scale_type: "
                                     f"dynamic, and resume from the last checkpoint (--resume auto)")
+
+
+def epoch_checkpoints(folder: str | os.PathLike, model_name: str) -> List[Path]:
+    """The ``<model>-<epoch>_<steps>.ckpt`` files in ``folder``, newest epoch first."""
+    pattern = re.compile(re.escape(model_name) + r"-(\d+)_(\d+)\.ckpt")
+    found = [(int(m.group(1)), path) for path in Path(folder).glob(f"{model_name}-*_*.ckpt")
+             if (m := pattern.fullmatch(path.name))]
+    return [path for _, path in sorted(found, key=lambda item: item[0], reverse=True)]
+
+
+def find_resume_checkpoint(folder: str | os.PathLike, model_name: str,
+                           log: Callable[[str], None] = print) -> Optional[str]:
+    """The checkpoint ``resume: auto`` continues from: ``<model>-last.ckpt`` if it is intact, else the newest
+    intact ``<model>-<epoch>_<steps>.ckpt`` (with a warning naming both files), else None when the folder
+    holds no checkpoint of ``model_name`` at all (a new run).
+
+    ``last.ckpt`` is usually a hard link to the newest epoch file, so damage to one is damage to both: the
+    search goes back as far as it must. Intact means whole and, for files saved with a CRC (as training
+    saves them), unchanged since written.
+
+    Raises:
+        NoIntactCheckpointError: checkpoints are there but none is intact; the message lists each with its
+            problem.
+    """
+    folder = Path(folder)
+    last = folder / f"{model_name}-last.ckpt"
+    epochs = epoch_checkpoints(folder, model_name)
+    if not last.exists() and not epochs:
+        log(f"resume: auto found no checkpoint in {folder}; starting from scratch")
+        return None
+    damaged = []
+    if last.exists():
+        problem = checkpoint_problem(last)
+        if problem is None:
+            return str(last)
+        damaged.append((last, problem))
+    for path in epochs:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            first = (f"{last} is damaged ({damaged[0][1]})" if last.exists() else f"{last} is missing")
+            others = [p.name for p, _ in damaged if p != last]
+            also = f"; also damaged: {', '.join(others)}" if others else ""
+            log(f"warning: {first}; resuming from {path}, the newest intact checkpoint{also}")
+            return str(path)
+        damaged.append((path, problem))
+    listed = "; ".join(f"{path.name}: {problem}" for path, problem in damaged)
+    raise NoIntactCheckpointError(f"resume: no intact checkpoint in {folder} ({listed}): restore one there, or "
+                                  f"train from scratch without --resume (in another --ckpt_save_dir)")
 
 
 @dataclass

@@ -12,12 +12,22 @@ from mindspore import nn
 
 @dataclass(frozen=True)
 class EvalResult:
-    top1: float  # percent
+    top1: float  # percent of all images (an image with non-finite logits counts as wrong)
     top5: float  # percent (top-k with k = min(5, classes))
-    loss: float  # mean cross-entropy
+    loss: float  # mean cross-entropy over the images with finite logits (NaN if there are none)
     images: int
     seconds: float  # the whole run, including graph compilation in the first batch
     images_per_second: float  # after the first batch (over the whole run if there is only one)
+    nonfinite: int = 0  # images whose logits hold NaN or Inf (float16 overflow under amp O2/O3)
+
+
+def nonfinite_note(nonfinite: int, images: int, correct1: int) -> str:
+    """The one line that reports images with non-finite logits: how many, how they were counted, what to do."""
+    finite = images - nonfinite
+    among = f"; top-1 over the other {finite}: {100 * correct1 / finite:.2f}%" if finite else ""
+    return (f"warning: {nonfinite} of {images} images gave non-finite logits (NaN/Inf): they count as wrong in "
+            f"top-1/top-5 and are left out of the loss{among}. With amp_level O2/O3 this is float16 overflow: "
+            f"on the CPU use amp_level O0")
 
 
 def evaluate(net: nn.Cell, dataset, log_every: int = 0,
@@ -29,7 +39,7 @@ def evaluate(net: nn.Cell, dataset, log_every: int = 0,
     result covers the whole set exactly once.
     """
     net.set_train(False)
-    correct1 = correct5 = images = 0
+    correct1 = correct5 = images = nonfinite = 0
     loss_sum = 0.0
     start = time.perf_counter()
     first_batch_end, first_batch_images = start, 0
@@ -37,6 +47,11 @@ def evaluate(net: nn.Cell, dataset, log_every: int = 0,
     for step, (image, label) in enumerate(dataset.create_tuple_iterator(num_epochs=1), start=1):
         logits = net(image).asnumpy().astype(np.float64)
         labels = label.asnumpy()
+        images += len(labels)
+        finite = np.isfinite(logits).all(axis=1)
+        if not finite.all():  # left out of the sums (and so counted as wrong): no NaN in the loss, no warnings
+            nonfinite += int((~finite).sum())
+            logits, labels = logits[finite], labels[finite]
         k = min(5, logits.shape[1])
         topk = np.argsort(-logits, axis=1)[:, :k]
         correct1 += int((topk[:, 0] == labels).sum())
@@ -44,7 +59,6 @@ def evaluate(net: nn.Cell, dataset, log_every: int = 0,
         shifted = logits - logits.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         loss_sum += float(-log_probs[np.arange(len(labels)), labels].sum())
-        images += len(labels)
         if step == 1:
             first_batch_end, first_batch_images = time.perf_counter(), images
         if log_every and step % log_every == 0:
@@ -52,8 +66,8 @@ def evaluate(net: nn.Cell, dataset, log_every: int = 0,
             log(f"  val batch {step}/{total_batches}: {images} images, top-1 {100 * correct1 / images:.2f}%, "
                 f"{images / elapsed:.1f} img/s")
     if all_reduce is not None:
-        correct1, correct5, images = (int(round(v)) for v in all_reduce(
-            np.array([correct1, correct5, images], np.float64)))
+        correct1, correct5, images, nonfinite = (int(round(v)) for v in all_reduce(
+            np.array([correct1, correct5, images, nonfinite], np.float64)))
         loss_sum = float(all_reduce(np.array([loss_sum], np.float64))[0])
     if images == 0:
         raise ValueError("the dataset yielded no images")
@@ -62,5 +76,9 @@ def evaluate(net: nn.Cell, dataset, log_every: int = 0,
         throughput = (images - first_batch_images) / (end - first_batch_end)
     else:
         throughput = images / (end - start)
-    return EvalResult(100 * correct1 / images, 100 * correct5 / images, loss_sum / images, images,
-                      end - start, throughput)
+    if nonfinite:
+        log(nonfinite_note(nonfinite, images, correct1))
+    finite_images = images - nonfinite
+    loss = loss_sum / finite_images if finite_images else float("nan")
+    return EvalResult(100 * correct1 / images, 100 * correct5 / images, loss, images, end - start, throughput,
+                      nonfinite)

@@ -26,13 +26,14 @@ from ..data.datasets import TrainData, create_eval_dataset, create_train_dataset
 from ..data.folders import find_classes, skipped_summary, split_folder
 from ..models.registry import create_model
 from . import faults
-from .checkpoint import CheckpointManager, ResumeState, load_training_state, remove_partial_files
+from .checkpoint import (CheckpointManager, ResumeState, find_resume_checkpoint, load_training_state,
+                         remove_partial_files)
 from .distributed import average_batchnorm_statistics, make_all_reduce, parameters_agree
 from .evaluate import EvalResult, evaluate
 from .feed import FedSteps, SunkSteps, chunk_plan
 from .loss import create_loss
 from .meter import Console, EpochStats, StepMeter, format_eta
-from .metrics import MetricsFile, plot_metrics
+from .metrics import MetricsFile, try_plot_metrics
 from .optim import create_optimizer
 from .schedules import build_lr_schedule
 from .train_step import TrainStep, ema_state, read_step_stats, swap_in
@@ -312,11 +313,8 @@ def _resume_path(cfg: Config, manager: CheckpointManager, console: Callable[[str
         return cfg.ckpt_path
     if not cfg.resume:
         return None
-    if cfg.resume == "auto":
-        if manager.last_path.exists():
-            return str(manager.last_path)
-        console(f"resume: auto found no checkpoint in {manager.folder}; starting from scratch")
-        return None
+    if cfg.resume == "auto":  # last.ckpt, or the newest intact epoch file when it is damaged
+        return find_resume_checkpoint(manager.folder, manager.model_name, console)
     if not Path(cfg.resume).is_file():
         raise FileNotFoundError(f"resume: checkpoint not found: {cfg.resume}")
     return cfg.resume
@@ -498,7 +496,9 @@ def _finish(run: Run, epochs_run: int, seconds: float) -> Dict[str, Path]:
         files["best"] = manager.best_path
     metrics_path = run_dir / "metrics.jsonl"
     if run.dist.is_main and run.cfg.plot and metrics_path.exists() and MetricsFile.read(metrics_path):
-        files["plot"] = plot_metrics(metrics_path, run_dir / "curves.png", title=run.cfg.model)
+        plot = try_plot_metrics(metrics_path, run_dir / "curves.png", title=run.cfg.model, log=run.console)
+        if plot is not None:  # else a warning said why; the run itself has succeeded
+            files["plot"] = plot
     if epochs_run:
         best = (f"; best top-1 {run.best_top1:.2f}% at epoch {run.best_epoch} -> {manager.best_path}"
                 if run.best_epoch > 0 else "")

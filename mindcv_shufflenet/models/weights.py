@@ -16,6 +16,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
+from ..checkpoint_file import CheckpointFileError, check_checkpoint_file
 from ..convert.mindcv_v1 import grouped_from_split_convs
 
 # What a training checkpoint holds besides the network: optimizer slots, EMA copies, loss-scale and
@@ -63,15 +64,14 @@ def read_checkpoint_with_meta(path: str | os.PathLike) -> Tuple[Dict[str, np.nda
     (``{"model": ..., "options": {...}, "num_classes": ..., "class_names": [...]}``; empty if absent,
     as in MindCV's checkpoints)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"cannot read checkpoint {path}: the file is empty (0 bytes)")
+    # Missing, empty, cut short, changed on disk (CRC), not a checkpoint: said in our words, not MindSpore's.
+    check_checkpoint_file(path)
     fmt = "safetensors" if path.suffix == ".safetensors" else "ckpt"
-    try:  # crc_check: a file saved with a CRC (as training saves them) must match it; others load as before
-        params = ms.load_checkpoint(str(path), format=fmt, crc_check=fmt == "ckpt")
+    try:  # the CRC of a file saved with one (as training saves them) was checked above
+        params = ms.load_checkpoint(str(path), format=fmt, crc_check=False)
     except Exception as err:  # MindSpore raises ValueError/RuntimeError/protobuf errors for bad files
-        raise ValueError(f"cannot read checkpoint {path}: {str(err).splitlines()[0]}") from None
+        raise CheckpointFileError(path, f"its structure is whole but MindSpore cannot parse it "
+                                        f"({str(err).splitlines()[0]})") from None
     meta: Dict[str, Any] = {}
     if META_KEY in params:
         raw = params.pop(META_KEY)
