@@ -18,6 +18,7 @@ from typing import List, Optional
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import create_model, runtime
+from mindcv_shufflenet.constants import POOL_PADDINGS
 from mindcv_shufflenet.export import FORMATS, export_model
 from mindcv_shufflenet.models.weights import checkpoint_classes
 
@@ -34,7 +35,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--file_name", default=None, help="output file (default: the model name)")
     p.add_argument("--image_size", type=int, default=224)
     p.add_argument("--batch_size", type=int, default=None, help="fixed batch size (default: dynamic)")
-    p.add_argument("--pool_padding", default=None, choices=["same", "symmetric"],
+    p.add_argument("--pool_padding", default=None, choices=POOL_PADDINGS,
                    help="default: the checkpoint's recorded setting, else 'same'")
     p.add_argument("--no_fold_bn", action="store_true", help="keep the BatchNorm layers")
     p.add_argument("--no_check", action="store_true", help="do not run the exported file to compare")

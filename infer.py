@@ -18,7 +18,8 @@ from typing import List, Optional
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import create_model, runtime
-from mindcv_shufflenet.data.transforms import INTERPOLATIONS, eval_transforms
+from mindcv_shufflenet.constants import INTERPOLATIONS, POOL_PADDINGS
+from mindcv_shufflenet.data.transforms import eval_transforms
 from mindcv_shufflenet.inference import find_images, predict, resolve_class_names
 from mindcv_shufflenet.models.weights import checkpoint_classes
 
@@ -37,8 +38,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--image_resize", type=int, default=224, help="crop size fed to the network")
     p.add_argument("--crop_pct", type=float, default=0.875)
-    p.add_argument("--interpolation", default="bilinear", choices=sorted(INTERPOLATIONS))
-    p.add_argument("--pool_padding", default=None, choices=["same", "symmetric"],
+    p.add_argument("--interpolation", default="bilinear", choices=INTERPOLATIONS)
+    p.add_argument("--pool_padding", default=None, choices=POOL_PADDINGS,
                    help="default: the checkpoint's recorded setting, else 'same'")
     p.add_argument("--device", "--device_target", dest="device", default="auto",
                    help="CPU, Ascend, GPU or auto (Ascend when available, else CPU)")

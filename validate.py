@@ -21,7 +21,7 @@ from mindcv_shufflenet import create_model, runtime
 from mindcv_shufflenet.config import ConfigError, build_parser, load_config
 from mindcv_shufflenet.data import create_eval_dataset
 from mindcv_shufflenet.engine import evaluate
-from mindcv_shufflenet.models.weights import read_checkpoint
+from mindcv_shufflenet.models.weights import checkpoint_classes
 
 EVAL_KEYS = ("model", "ckpt_path", "pretrained", "data_dir", "val_split", "num_classes", "in_channels",
              "batch_size", "image_resize", "crop_pct", "interpolation", "mean", "std", "pool_padding",
@@ -59,20 +59,13 @@ def _yaml_keys(path: str) -> set:
     return set(load_yaml(path))
 
 
-def num_classes_of(ckpt_path: str) -> Optional[int]:
-    """The classifier width stored in a checkpoint (None if it has no classifier)."""
-    state = read_checkpoint(ckpt_path)
-    weight = state.get("classifier.weight")
-    return int(weight.shape[0]) if weight is not None else None
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     cfg, args = parse_config(argv)
     device = runtime.resolve_device(cfg.device_target)
     runtime.init_runtime(device=device, mode=cfg.mode)
     num_classes = cfg.num_classes
     if num_classes is None:
-        num_classes = 1000 if cfg.pretrained else (num_classes_of(cfg.ckpt_path) or 1000)
+        num_classes = 1000 if cfg.pretrained else (checkpoint_classes(cfg.ckpt_path, ema=args.ema_weights)[0] or 1000)
     dataset = create_eval_dataset(cfg.data_dir, cfg.val_split, cfg.batch_size, cfg.image_resize, cfg.crop_pct,
                                   cfg.interpolation, cfg.num_parallel_workers, num_classes, mean=cfg.mean,
                                   std=cfg.std)

@@ -11,8 +11,9 @@ from mindspore import Parameter, Tensor, mint, nn, ops
 
 from mindcv_shufflenet import create_model
 from mindcv_shufflenet.engine.loss import create_loss
-from mindcv_shufflenet.engine.optim import WEIGHT_DECAY_FILTERS, create_optimizer, weight_decay_groups
-from mindcv_shufflenet.engine.schedules import SCHEDULERS, build_lr_schedule
+from mindcv_shufflenet.constants import SCHEDULERS, WEIGHT_DECAY_FILTERS
+from mindcv_shufflenet.engine.optim import create_optimizer, weight_decay_groups
+from mindcv_shufflenet.engine.schedules import build_lr_schedule
 from conftest import read_param_list
 
 

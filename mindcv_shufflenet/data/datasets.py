@@ -12,11 +12,12 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import mindspore.dataset as ds
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from .batch_augment import BatchAugment
 from .checks import check_int, check_shards
 from .folders import ImageListing, list_images, skipped_summary, split_folder
 from .sampling import pipeline_seed, set_dataset_seed, train_sample_indices
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, check_augment, check_mean_std, eval_transforms, train_transforms
+from .transforms import check_augment, check_mean_std, eval_transforms, train_transforms
 
 
 def _image_folder_dataset(listing: ImageListing, indices: Sequence[int], workers: int) -> ds.ImageFolderDataset:
