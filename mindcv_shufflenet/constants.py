@@ -7,8 +7,10 @@ from __future__ import annotations
 import difflib
 from typing import Any, Sequence
 
-# Images are decoded to 3-channel RGB by the data pipeline, whatever their mode on disk.
+# Images are decoded to 3-channel RGB by the data pipeline, whatever their mode on disk; a model whose
+# weights want BGR gets the channels reversed before normalization.
 IMAGE_CHANNELS = 3
+CHANNEL_ORDERS = ("RGB", "BGR")
 # ImageNet's per-channel statistics (R, G, B) on the 0-255 scale, as MindCV applies them.
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)

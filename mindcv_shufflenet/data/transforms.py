@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mindspore.dataset import vision
 
-from ..constants import IMAGE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, choose
+from ..constants import CHANNEL_ORDERS, IMAGE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, choose
 from .checks import check_int, check_nonnegative, check_pair, check_prob, is_finite_number
 
 # MindSpore's resize mode for each interpolation name.
@@ -42,20 +42,20 @@ AUTO_AUGMENT_FORMS = ("autoaug[-mstd<float>]", "autoaugr[-mstd<float>]",
 
 
 def eval_transforms(image_size: int = 224, crop_pct: float = 0.875, interpolation: str = "bilinear",
-                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> List:
+                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                    channel_order: str = "RGB") -> List:
     """Decode, resize the short side to ``floor(image_size / crop_pct)`` (256 for 224), center-crop
-    ``image_size``, normalize, HWC -> CHW: MindCV's evaluation pipeline."""
+    ``image_size``, normalize, HWC -> CHW: MindCV's evaluation pipeline. With ``channel_order="BGR"`` the
+    channels are reversed before normalizing (``mean`` and ``std`` are then in B, G, R order)."""
     inter = _INTER[choose("interpolation", interpolation, INTERPOLATIONS)]
+    channel_order = choose("channel_order", channel_order, CHANNEL_ORDERS)
     if not 0 < crop_pct <= 1:
         raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct}")
     resize = int(math.floor(image_size / crop_pct))
-    return [
-        vision.Decode(),
-        vision.Resize(resize, inter),
-        vision.CenterCrop(image_size),
-        vision.Normalize(mean=list(mean), std=list(std)),
-        vision.HWC2CHW(),
-    ]
+    ops: List[Any] = [vision.Decode(), vision.Resize(resize, inter), vision.CenterCrop(image_size)]
+    if channel_order == "BGR":
+        ops.append(vision.ConvertColor(vision.ConvertMode.COLOR_RGB2BGR))
+    return ops + [vision.Normalize(mean=list(mean), std=list(std)), vision.HWC2CHW()]
 
 
 def check_mean_std(mean: Any, std: Any) -> Tuple[List[float], List[float]]:
