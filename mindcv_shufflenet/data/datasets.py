@@ -4,8 +4,8 @@ epoch depends only on (seed, epoch, shard) (:func:`create_train_dataset`), and M
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple
@@ -18,6 +18,8 @@ from .checks import check_int, check_shards
 from .folders import ImageListing, list_images, skipped_summary, split_folder
 from .sampling import pipeline_seed, set_dataset_seed, train_sample_indices
 from .transforms import check_augment, check_mean_std, eval_transforms, train_transforms
+
+logger = logging.getLogger(__name__)
 
 
 def _image_folder_dataset(listing: ImageListing, indices: Sequence[int], workers: int) -> ds.ImageFolderDataset:
@@ -48,10 +50,6 @@ def _workers(num_parallel_workers: Optional[int]) -> int:
     return max(1, min(int(num_parallel_workers or cores), cores))
 
 
-def _warn_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
 def _check_num_classes(listing: ImageListing, num_classes: Optional[int], option: str) -> int:
     if num_classes is None:
         return len(listing.classes)
@@ -70,13 +68,14 @@ def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64,
                         num_classes: Optional[int] = None, *, num_shards: int = 1, shard_id: int = 0,
                         mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                         channel_order: str = "RGB",
-                        warn: Optional[Callable[[str], None]] = _warn_stderr) -> ds.Dataset:
+                        warn: Optional[Callable[[str], None]] = logger.warning) -> ds.Dataset:
     """Batches of (image float32 [B, 3, H, W], label int32) from ``data_dir/split`` (``split=""``:
     ``data_dir`` itself), in file order, last batch kept. Labels are the class folders' indices in
     sorted order, as in MindCV and torchvision; ``num_classes`` is checked against their number.
     With ``num_shards > 1`` shard ``shard_id`` gets images ``shard_id::num_shards`` of the file order, without
     padding, so shards can differ by one image: sum the counts over shards for exact metrics.
-    Files that cannot be decoded are left out (and counted in one ``warn`` message; None: silent).
+    Files that cannot be decoded are left out (and counted in one ``warn`` message, logged by default; None:
+    silent).
     Preprocessing: :func:`eval_transforms` with ``image_size`` ... ``channel_order``."""
     folder = split_folder(data_dir, split, "val_split")
     if batch_size < 1:
