@@ -12,7 +12,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import mindspore.dataset as ds
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..constants import CROP_PCT, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD, INTERPOLATION
 from .batch_augment import BatchAugment
 from .checks import check_int, check_shards
 from .folders import ImageListing, list_images, skipped_summary, split_folder
@@ -62,8 +62,8 @@ def _check_num_classes(listing: ImageListing, num_classes: Optional[int], option
     return num_classes
 
 
-def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64, image_size: int = 224,
-                        crop_pct: float = 0.875, interpolation: str = "bilinear",
+def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64, image_size: int = IMAGE_SIZE,
+                        crop_pct: float = CROP_PCT, interpolation: str = INTERPOLATION,
                         num_parallel_workers: Optional[int] = None,
                         num_classes: Optional[int] = None, *, num_shards: int = 1, shard_id: int = 0,
                         mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
@@ -124,7 +124,7 @@ class TrainData:
         return self.dataset.create_tuple_iterator(num_epochs=1, output_numpy=output_numpy)
 
 
-def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int, image_size: int = 224,
+def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int, image_size: int = IMAGE_SIZE,
                          epoch: int = 0, seed: int = 42, num_shards: int = 1, shard_id: int = 0,
                          shuffle: bool = True, drop_remainder: bool = True, num_samples: Optional[int] = None,
                          aug_repeats: int = 0, num_classes: Optional[int] = None,
