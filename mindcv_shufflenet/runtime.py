@@ -8,6 +8,7 @@ convolutions without knowing about oneDNN. Every default here yields to a value 
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import platform
 import random
@@ -16,9 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-DEVICES = ("CPU", "Ascend", "GPU")
-MODES = ("graph", "pynative")
-JIT_LEVELS = ("O0", "O1", "O2")
+from .constants import DEVICES, JIT_LEVELS, MODES, choose
 
 # oneDNN picks a very slow path for NCHW convolutions on AVX-512 CPUs (a dense 3x3 conv took seconds
 # instead of ~25 ms); capping its ISA at AVX2 avoids it and costs nothing on CPUs without AVX-512.
@@ -79,10 +78,10 @@ def init_runtime(
     """
     import mindspore as ms
 
-    device = _canonical(device, DEVICES, "device")
-    mode = _canonical(mode, MODES, "mode")
+    device = choose("device", device, DEVICES)
+    mode = choose("mode", mode, MODES)
     if jit_level is not None:
-        jit_level = _canonical(jit_level, JIT_LEVELS, "jit_level")
+        jit_level = choose("jit_level", jit_level, JIT_LEVELS)
     if num_threads is not None and num_threads < 1:
         raise ValueError(f"num_threads must be >= 1, got {num_threads}")
     if device_id is None:
@@ -118,7 +117,7 @@ def resolve_device(device: str) -> str:
             return "Ascend" if ms.hal.is_available("Ascend") else "CPU"
         except Exception:  # a MindSpore build without the Ascend plugin
             return "CPU"
-    return _canonical(device, DEVICES, "device")
+    return choose("device", device, DEVICES)
 
 
 def check_device_available(device: str) -> None:
@@ -202,7 +201,7 @@ def set_mode(mode: str) -> None:
     """Switch between "graph" and "pynative" execution without touching the device."""
     import mindspore as ms
 
-    mode = _canonical(mode, MODES, "mode")
+    mode = choose("mode", mode, MODES)
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
 
 
@@ -233,6 +232,28 @@ class RunError(RuntimeError):
     """A run that started but cannot go on; the message says why (exit status 1, no traceback)."""
 
 
+class _CliFormatter(logging.Formatter):
+    """A message as it is, or ``warning: ...`` / ``error: ...`` (with whose process it is, under msrun)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}{_process_role()}: {message}"
+        return message
+
+
+def configure_logging(debug: bool = False) -> None:
+    """Show the package's log messages on stderr, as a command line should: information as it is, warnings
+    and errors prefixed; with ``debug`` also debug messages. Library code only logs; this is for the CLIs."""
+    package = logging.getLogger(__package__)
+    if not any(getattr(handler, "cli_handler", False) for handler in package.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_CliFormatter())
+        handler.cli_handler = True
+        package.addHandler(handler)
+    package.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
 def run_cli(main: Callable[[], int], debug: bool = False) -> None:
     """Run a command-line entry point and exit with its status, without MindSpore's exit noise.
 
@@ -240,8 +261,10 @@ def run_cli(main: Callable[[], int], debug: bool = False) -> None:
     when the interpreter tears its modules down. Collecting them while the modules are still intact
     avoids that. Errors meant for the user are printed as one ``error: ...`` line: bad input
     (ValueError, FileNotFoundError) exits 2, a run that had to stop (RunError) exits 1. ``debug=True``
-    (the ``--debug`` flag) shows the traceback instead.
+    (the ``--debug`` flag) shows the traceback instead, and debug log messages. The package's log messages
+    reach stderr (:func:`configure_logging`).
     """
+    configure_logging(debug)
     try:
         status = main()
     except (ValueError, FileNotFoundError, RunError) as err:
@@ -268,9 +291,3 @@ def _process_role() -> str:
         return " (msrun scheduler)"
     return ""
 
-
-def _canonical(value: str, allowed: tuple, what: str) -> str:
-    for option in allowed:
-        if str(value).lower() == option.lower():
-            return option
-    raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(allowed)}")

@@ -30,9 +30,9 @@ def test_importing_the_package_caps_onednn_at_avx2_unless_the_user_chose():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"device": "TPU"}, "unknown device 'TPU'"),
-    ({"mode": "eager"}, "unknown mode 'eager'"),
-    ({"jit_level": "O3"}, "unknown jit_level 'O3'"),
+    ({"device": "TPU"}, "device: unknown value 'TPU'"),
+    ({"mode": "eager"}, "mode: unknown value 'eager'"),
+    ({"jit_level": "O3"}, "jit_level: unknown value 'O3'"),
     ({"num_threads": 0}, "num_threads must be >= 1"),
 ])
 def test_init_runtime_rejects_bad_settings(kwargs, message):
@@ -82,3 +82,18 @@ def test_cpu_layer_benchmark_runs_and_its_variants_agree():
     ours = [line for line in result.stdout.splitlines() if line.strip().startswith("ours")]
     assert len(ours) == 12 and all(line.endswith("x1.00") for line in ours)
     assert "computes something else" not in result.stderr
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_command_lines_show_the_packages_log_messages_on_stderr(debug):
+    code = ("import logging, sys\n"
+            "from mindcv_shufflenet import runtime\n"
+            "def main():\n"
+            "    log = logging.getLogger('mindcv_shufflenet.models.weights')\n"
+            "    log.debug('detail'); log.info('a note'); log.warning('careful')\n"
+            "    print('result')\n"
+            "    return 0\n"
+            f"runtime.run_cli(main, debug={debug})\n")
+    result = run_python(code)
+    assert result.returncode == 0 and result.stdout == "result\n"
+    assert result.stderr.splitlines() == ["detail"] * debug + ["a note", "warning: careful"]

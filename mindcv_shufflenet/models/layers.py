@@ -9,9 +9,8 @@ from mindspore import Tensor, nn, ops
 from mindspore import dtype as mstype
 from mindspore.common import initializer as init
 
+from ..constants import POOL_PADDINGS, choose
 from ..kernels import cpu_ops
-
-POOL_PADDINGS = ("same", "symmetric")
 
 
 def downsample_pool(kind: str, pool_padding: str) -> nn.Cell:
@@ -22,8 +21,7 @@ def downsample_pool(kind: str, pool_padding: str) -> nn.Cell:
     every side like torchvision, the official (Megvii) code and MindCV's current V1, and the average
     counts the padding (PyTorch's ``count_include_pad=True``).
     """
-    if pool_padding not in POOL_PADDINGS:
-        raise ValueError(f"unknown pool_padding {pool_padding!r}: choose one of {', '.join(POOL_PADDINGS)}")
+    pool_padding = choose("pool_padding", pool_padding, POOL_PADDINGS)
     if kind == "max":
         if pool_padding == "same":
             pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
@@ -154,6 +152,14 @@ class EvenOddSplit(nn.Cell):
         # -1 for the batch, so that an exported graph (ONNX) keeps a dynamic batch axis
         even, odd = self.split(ops.reshape(x, (-1, c // 2, 2, h, w)))
         return ops.reshape(even, (-1, c // 2, h, w)), ops.reshape(odd, (-1, c // 2, h, w))
+
+
+def classifier_dropout(drop_rate: float) -> Optional[nn.Dropout]:
+    """Dropout before the classifier (the official V2 2.0x uses 0.2), or None for 0; it has no parameters, so
+    parameter names stay MindCV's either way."""
+    if not 0 <= drop_rate < 1:
+        raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+    return nn.Dropout(p=drop_rate) if drop_rate > 0 else None
 
 
 def init_like_mindcv(net: nn.Cell) -> None:
