@@ -270,7 +270,9 @@ def load_config(argv: Optional[Sequence[str]] = None, description: str = "mindcv
     if unknown:
         flag = unknown[0]
         name = flag.lstrip("-").split("=")[0]
-        raise ConfigError(f"unknown option {flag}{closest_key(name)}")
+        # Suggest among the options this command takes (validate.py takes fewer than train.py).
+        accepted = [o[2:] for o in parser._option_string_actions if o.startswith("--")]
+        raise ConfigError(f"unknown option {flag}{closest_key(name, accepted)}")
     values: Dict[str, Any] = {}
     if args.config:
         values.update(load_yaml(args.config))

@@ -63,8 +63,8 @@ def test_images_with_non_finite_logits_are_counted_as_wrong_and_left_out_of_the_
     assert result.top1 == pytest.approx(100 * 4 / 9)
     assert result.loss == pytest.approx(_cross_entropy(finite.astype(np.float64), labels))
     assert lines == ["warning: 3 of 9 images gave non-finite logits (NaN/Inf): they count as wrong in top-1/top-5 "
-                     "and are left out of the loss; top-1 over the other 6: 66.67%. With amp_level O2/O3 this is "
-                     "float16 overflow: on the CPU use amp_level O0"]
+                     "and are left out of the loss; top-1 over the other 6: 66.67%. With val_amp_level O2/O3 this is "
+                     "float16 overflow: on the CPU evaluate in float32 (val_amp_level O0)"]
 
 
 def test_all_logits_non_finite_gives_zero_accuracy_and_no_loss():

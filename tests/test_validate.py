@@ -105,10 +105,11 @@ def test_validate_with_overflowing_float16_logits_reports_them_in_one_line(image
     ms.save_checkpoint(net, str(tmp_path / "net.ckpt"))
     result = run_validate("--model", "shufflenet_v2_x0_5", "--ckpt_path", str(tmp_path / "net.ckpt"),
                           "--data_dir", str(root), "--num_classes", "3", "--image_resize", "32",
-                          "--amp_level", "O3", "--json", str(tmp_path / "result.json"))
+                          "--val_amp_level", "O3", "--json", str(tmp_path / "result.json"))
     assert result.returncode == 0, result.stderr
     assert ("warning: 12 of 12 images gave non-finite logits (NaN/Inf): they count as wrong in top-1/top-5 and are "
-            "left out of the loss. With amp_level O2/O3 this is float16 overflow: on the CPU use amp_level O0"
-            in result.stdout.splitlines())
+            "left out of the loss. With val_amp_level O2/O3 this is float16 overflow: on the CPU evaluate in float32 "
+            "(val_amp_level O0)"
+            in result.stdout.splitlines() + result.stderr.splitlines())
     assert "top-1 0.00%  top-5 0.00%  loss nan" in result.stdout
     assert "RuntimeWarning" not in result.stderr

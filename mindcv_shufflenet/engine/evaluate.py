@@ -29,8 +29,8 @@ def nonfinite_note(nonfinite: int, images: int, correct1: int) -> str:
     finite = images - nonfinite
     among = f"; top-1 over the other {finite}: {100 * correct1 / finite:.2f}%" if finite else ""
     return (f"warning: {nonfinite} of {images} images gave non-finite logits (NaN/Inf): they count as wrong in "
-            f"top-1/top-5 and are left out of the loss{among}. With amp_level O2/O3 this is float16 overflow: "
-            f"on the CPU use amp_level O0")
+            f"top-1/top-5 and are left out of the loss{among}. With val_amp_level O2/O3 this is float16 overflow: "
+            f"on the CPU evaluate in float32 (val_amp_level O0)")
 
 
 def evaluate(net: nn.Cell, dataset, log_every: int = 0,
