@@ -25,6 +25,7 @@ from ..config import Config, ConfigError, save_config
 from ..data.datasets import TrainData, create_eval_dataset, create_train_dataset
 from ..data.folders import find_classes, skipped_summary, split_folder
 from ..models.registry import create_model
+from ..models.weights import checkpoint_record
 from . import faults
 from .checkpoint import (CheckpointManager, ResumeState, find_resume_checkpoint, load_training_state,
                          remove_partial_files)
@@ -91,6 +92,7 @@ class Run:
     all_reduce: Optional[Callable[[np.ndarray], np.ndarray]]
     meter: StepMeter
     overflow_steps: FrozenSet[int] = frozenset()
+    record: Dict[str, str] = field(default_factory=dict)  # what every checkpoint of the run records
     sunk: Optional[SunkSteps] = None
     best_top1: float = -1.0
     best_epoch: int = -1
@@ -138,6 +140,7 @@ def build_run(cfg: Config, log_to_stdout: bool = True) -> Run:
               manager, state, metrics, all_reduce,
               StepMeter(cfg.batch_size * dist.group_size), overflow_steps,
               best_top1=state.best_top1, best_epoch=state.best_epoch)
+    run.record = _checkpoint_record(cfg, network, data.classes)
     if sink and state.epoch < cfg.epoch_size:
         run.sunk = _build_sink(run)
     console(f"{cfg.model}: {data.num_classes} classes, {data.first.images_per_epoch * dist.group_size} training "
@@ -320,6 +323,15 @@ def _resume_path(cfg: Config, manager: CheckpointManager, console: Callable[[str
     return cfg.resume
 
 
+def _checkpoint_record(cfg: Config, network: nn.Cell, classes: list) -> Dict[str, str]:
+    """The model, its options, the class names and the evaluation preprocessing of this run, recorded in its
+    checkpoints so that validate.py, infer.py and export.py see images as the network was trained to."""
+    preprocessing = {"input_size": cfg.image_resize, "crop_pct": cfg.crop_pct, "interpolation": cfg.interpolation,
+                     "channel_order": "RGB", "mean": list(cfg.mean), "std": list(cfg.std)}
+    names = classes if len(classes) == network.num_classes else None
+    return checkpoint_record(network, cfg.model, class_names=names, extra={"preprocessing": preprocessing})
+
+
 def _build_sink(run: Run) -> SunkSteps:
     """Ascend: one dataset over the remaining epochs, sunk once for the whole run."""
     cfg, dist = run.cfg, run.dist
@@ -418,7 +430,7 @@ def end_epoch(run: Run, epoch: int, stats: EpochStats) -> float:
         run.metrics.append(record)
         if epoch % cfg.ckpt_save_interval == 0 or epoch == cfg.epoch_size:
             run.manager.save_epoch(run.step_cell, run.network, epoch, run.data.steps_per_epoch,
-                                   {"best_top1": run.best_top1, "best_epoch": run.best_epoch},
+                                   {**run.record, "best_top1": run.best_top1, "best_epoch": run.best_epoch},
                                    top1=run.last_eval.top1 if validate_now else None)
     best_note = f" | best {run.best_top1:.2f}% (epoch {run.best_epoch})" if run.best_epoch > 0 else ""
     if stats.skipped:
@@ -467,7 +479,7 @@ def _save_best(run: Run, epoch: int, result: EvalResult) -> None:
     ema = ema_state(run.step_cell) if run.cfg.ema else {}
     entries = [{"name": p.name, "data": Tensor(ema[p.name]) if p.name in ema else p}
                for p in run.network.get_parameters()]
-    run.manager.save_best(entries, {"epoch": epoch, "top1": result.top1, "top5": result.top5})
+    run.manager.save_best(entries, {**run.record, "epoch": epoch, "top1": result.top1, "top5": result.top5})
 
 
 # ----------------------------------------------------------------------------------------------- the run
