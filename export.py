@@ -18,9 +18,9 @@ from typing import List, Optional
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import runtime
-from mindcv_shufflenet.cli import add_model_arguments, model_from_arguments
+from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_model_arguments, eval_preprocessing,
+                                   model_from_arguments, resolve_model_arguments)
 from mindcv_shufflenet.export import FORMATS, export_model
-from mindcv_shufflenet.models import model_info
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -32,7 +32,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=None, help="fixed batch size (default: dynamic)")
     p.add_argument("--no_fold_bn", action="store_true", help="keep the BatchNorm layers")
     p.add_argument("--no_check", action="store_true", help="do not run the exported file to compare")
-    return p.parse_args(argv)
+    return resolve_model_arguments(p.parse_args(argv))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -47,8 +47,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.file_format == "AIR" and device != "Ascend":
         raise ValueError(f"AIR export needs an Ascend device (running on {device}): export MINDIR or ONNX "
                          f"here, or run on an Ascend machine with --device Ascend")
-    pre = model_info(args.model).preprocessing
-    image_size = args.image_size or pre.input_size
+    # The input size: --image_size, else what the checkpoint records it was trained at, else the model's.
+    given = {option: getattr(args, option, None) for option in PREPROCESSING_OPTIONS}
+    given["image_resize"] = args.image_size or given["image_resize"]
+    pre = eval_preprocessing(args.model, args.ckpt_path, given)
+    image_size = pre.input_size
     runtime.init_runtime(device=device, mode="graph")
     net, _ = model_from_arguments(args)
     result = export_model(net, args.file_name or args.model, args.file_format, image_size, args.batch_size,

@@ -4,7 +4,9 @@
     # cat.jpg: tabby 62.31%, tiger cat 21.04%, Egyptian cat 10.12%, lynx 1.20%, tiger 0.43%   (made-up figures)
 
 Preprocessing is validate.py's: resize the short side to image_resize / crop_pct, center crop, normalize,
-with the model's settings (``model_info(model).preprocessing``) where no option is given. Class names:
+with what the checkpoint records it was trained with (train.py writes it), else the model's settings
+(``model_info(model).preprocessing``), where no option is given. ``--config`` takes a recipe or a run's
+config.yaml, as validate.py does: its model, weights, class count and preprocessing fill what is not given. Class names:
 --class_names (a file with one name per line, or a dataset folder whose sorted subfolders are the classes),
 else those recorded in the checkpoint, else a classes.txt beside it, else ImageNet's for 1000 classes, else
 class indices. The number of classes is read from the checkpoint.
@@ -19,11 +21,11 @@ from typing import List, Optional
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import runtime
-from mindcv_shufflenet.cli import add_model_arguments, model_from_arguments
+from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_model_arguments, eval_preprocessing,
+                                   model_from_arguments, resolve_model_arguments)
 from mindcv_shufflenet.constants import INTERPOLATIONS
 from mindcv_shufflenet.data.transforms import eval_transforms
 from mindcv_shufflenet.inference import find_images, predict, resolve_class_names
-from mindcv_shufflenet.models import model_info
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -39,15 +41,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--interpolation", default=None, choices=INTERPOLATIONS, help="default: the model's")
     p.add_argument("--mode", default="graph", help="graph or pynative")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
-    return p.parse_args(argv)
+    return resolve_model_arguments(p.parse_args(argv))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     images = find_images(args.images)
-    pre = model_info(args.model).preprocessing
-    transforms = eval_transforms(args.image_resize or pre.input_size, args.crop_pct or pre.crop_pct,
-                                 args.interpolation or pre.interpolation, pre.mean, pre.std, pre.channel_order)
+    given = {option: getattr(args, option, None) for option in PREPROCESSING_OPTIONS}
+    pre = eval_preprocessing(args.model, args.ckpt_path, given)
+    transforms = eval_transforms(pre.input_size, pre.crop_pct, pre.interpolation, pre.mean, pre.std,
+                                 pre.channel_order)
     runtime.init_runtime(device=runtime.resolve_device(args.device), mode=args.mode)
     net, recorded_names = model_from_arguments(args)
     num_classes = net.num_classes

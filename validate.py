@@ -7,7 +7,8 @@
 Options are MindCV's config keys (a training YAML works as --config; its evaluation keys are used:
 model, data_dir, val_split, batch_size, image_resize, crop_pct, interpolation, mean, std, ...).
 Preprocessing is MindCV's: resize the short side to image_resize / crop_pct, center crop, normalize; the
-values not given are the model's (``model_info(model).preprocessing``).
+values not given are those the checkpoint records it was trained with (train.py writes them), else the
+model's (``model_info(model).preprocessing``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import List, Optional, Tuple
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import create_model, runtime
-from mindcv_shufflenet.models import model_info
+from mindcv_shufflenet.cli import PREPROCESSING_OPTIONS, eval_preprocessing
 from mindcv_shufflenet.config import Config, ConfigError, build_parser, load_config
 from mindcv_shufflenet.data import create_eval_dataset
 from mindcv_shufflenet.engine import evaluate
@@ -31,7 +32,11 @@ EVAL_KEYS = ("model", "ckpt_path", "pretrained", "data_dir", "val_split", "num_c
              "num_parallel_workers", "device_target", "mode", "log_interval", "val_amp_level", "seed")
 
 
-def parse_config(argv: Optional[List[str]] = None) -> Tuple[Config, argparse.Namespace]:
+# Evaluation defaults that differ from training's.
+EVAL_DEFAULTS = {"log_interval": 0, "batch_size": 64}
+
+
+def parse_config(argv: Optional[List[str]] = None) -> Tuple[Config, argparse.Namespace, str]:
     parser = build_parser(__doc__.splitlines()[0], keys=EVAL_KEYS)
     parser.add_argument("--ema", dest="ema_weights", action="store_true",
                         help="evaluate the checkpoint's EMA copy (ema.* weights)")
@@ -40,17 +45,18 @@ def parse_config(argv: Optional[List[str]] = None) -> Tuple[Config, argparse.Nam
     args, _ = parser.parse_known_args(argv)
     overrides = {"device_target": args.device_alias} if args.device_alias else {}
     cfg = load_config(argv, parser=parser, **overrides)
-    # Evaluation defaults that differ from training's: the preprocessing the model's weights expect.
-    pre = model_info(cfg.model).preprocessing
-    defaults = {"log_interval": 0, "batch_size": 64, "image_resize": pre.input_size, "crop_pct": pre.crop_pct,
-                "interpolation": pre.interpolation, "mean": pre.mean, "std": pre.std}
-    given = {k for k in defaults if _given(argv, k)}
-    if cfg.source:
-        given |= {k for k in defaults if k in _yaml_keys(cfg.source)}
-    cfg = cfg.replace(**{k: v for k, v in defaults.items() if k not in given})
     if not cfg.ckpt_path and not cfg.pretrained:
         raise ConfigError("give --ckpt_path FILE (or --pretrained for MindCV's released weights)")
-    return cfg, args
+    given = {k for k in (*EVAL_DEFAULTS, *PREPROCESSING_OPTIONS) if _given(argv, k)}
+    if cfg.source:
+        given |= set(_yaml_keys(cfg.source))
+    # The preprocessing: what was given, else what the checkpoint records, else the model's (see cli.py).
+    pre = eval_preprocessing(cfg.model, cfg.ckpt_path or None,
+                             {k: getattr(cfg, k) for k in PREPROCESSING_OPTIONS if k in given})
+    cfg = cfg.replace(**{k: v for k, v in EVAL_DEFAULTS.items() if k not in given},
+                      image_resize=pre.input_size, crop_pct=pre.crop_pct, interpolation=pre.interpolation,
+                      mean=pre.mean, std=pre.std)
+    return cfg, args, pre.channel_order
 
 
 def _given(argv: Optional[List[str]], key: str) -> bool:
@@ -65,7 +71,7 @@ def _yaml_keys(path: str) -> set:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    cfg, args = parse_config(argv)
+    cfg, args, channel_order = parse_config(argv)
     device = runtime.resolve_device(cfg.device_target)
     runtime.init_runtime(device=device, mode=cfg.mode)
     num_classes = cfg.num_classes
@@ -73,7 +79,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         num_classes = 1000 if cfg.pretrained else (checkpoint_classes(cfg.ckpt_path, ema=args.ema_weights)[0] or 1000)
     dataset = create_eval_dataset(cfg.data_dir, cfg.val_split, cfg.batch_size, cfg.image_resize, cfg.crop_pct,
                                   cfg.interpolation, cfg.num_parallel_workers, num_classes, mean=cfg.mean,
-                                  std=cfg.std, channel_order=model_info(cfg.model).preprocessing.channel_order)
+                                  std=cfg.std, channel_order=channel_order)
     net = create_model(cfg.model, num_classes=num_classes, in_channels=cfg.in_channels, pretrained=cfg.pretrained,
                        checkpoint_path=cfg.ckpt_path or None, ema=args.ema_weights, pool_padding=cfg.pool_padding)
     if cfg.val_amp_level != "O0":  # MindCV's key for the precision of evaluation (default O0: float32)

@@ -72,6 +72,17 @@ def test_training_writes_checkpoints_config_metrics_and_plot(reference_run):
 
 
 @pytest.mark.slow
+def test_checkpoints_record_the_model_classes_and_preprocessing(reference_run):
+    from mindcv_shufflenet.models.weights import read_checkpoint_with_meta
+
+    out, _ = reference_run
+    for name in ("shufflenet_v2_x0_5-best.ckpt", "shufflenet_v2_x0_5-last.ckpt"):
+        _, meta = read_checkpoint_with_meta(out / name)
+        assert meta["model"] == "shufflenet_v2_x0_5" and meta["class_names"] == [str(d) for d in range(10)]
+        assert meta["preprocessing"]["input_size"] == 32 and meta["preprocessing"]["crop_pct"] == 1.0
+
+
+@pytest.mark.slow
 def test_best_checkpoint_validates_to_its_recorded_accuracy(reference_run, images, tmp_path):
     out, _ = reference_run
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

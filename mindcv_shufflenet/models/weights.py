@@ -20,6 +20,7 @@ from mindspore import nn
 from ..checkpoint_file import CheckpointFileError, check_checkpoint_file
 from ..convert.mindcv_v1 import grouped_from_split_convs
 from .registry import canonical_model_name, list_models, model_info
+from .metadata import Preprocessing
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,22 @@ def save_checkpoint(
     else:
         ms.save_checkpoint(entries, str(path), append_dict=record)
     return path
+
+
+def recorded_preprocessing(path: str | os.PathLike) -> Optional[Preprocessing]:
+    """The evaluation preprocessing a checkpoint records (training writes it), or None if it records none."""
+    _, meta = read_checkpoint_with_meta(path)
+    recorded = meta.get("preprocessing")
+    if not isinstance(recorded, dict):
+        return None
+    fields = {k: v for k, v in recorded.items() if k in Preprocessing.__dataclass_fields__}
+    for key in ("mean", "std"):
+        if key in fields:
+            fields[key] = tuple(float(v) for v in fields[key])
+    try:
+        return Preprocessing(**fields)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: its recorded preprocessing is not valid ({err})") from None
 
 
 def checkpoint_classes(path: str | os.PathLike, ema: bool = False) -> Tuple[Optional[int], Optional[List[str]]]:
