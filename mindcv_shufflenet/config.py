@@ -447,14 +447,8 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _check(c: Dict[str, Any], origin: Callable[[str], str] = lambda key: "given") -> None:
-    """Raise ConfigError for the first value that cannot be used; ``origin(key)`` says where a value came from."""
-    from .models.registry import canonical_model_name
-
-    def value_of(key: str) -> str:  # "warmup_epochs (4, from recipe.yaml)"
-        return f"{key} ({c[key]}, {origin(key)})"
-
-    # MindCV keys this project does not implement: refuse them instead of ignoring them.
+def _check_supported(c: Dict[str, Any]) -> None:
+    """MindCV keys this project does not implement, and combinations it cannot run: refused, not ignored."""
     _require(not c["dataset_download"], "dataset_download: nothing is downloaded here; put the images in "
                                         "data_dir/<split>/<class>/ and set dataset_download: false")
     _require(c["dataset"].lower() in ("imagenet", "imagefolder"),
@@ -473,6 +467,15 @@ def _check(c: Dict[str, Any], origin: Callable[[str], str] = lambda key: "given"
              "drop_remainder: False gives a smaller last batch, which dataset_sink_mode (static shapes on the "
              "device) cannot take: set drop_remainder: True or dataset_sink_mode: False")
 
+
+def _check(c: Dict[str, Any], origin: Callable[[str], str] = lambda key: "given") -> None:
+    """Raise ConfigError for the first value that cannot be used; ``origin(key)`` says where a value came from."""
+    from .models.registry import canonical_model_name
+
+    def value_of(key: str) -> str:  # "warmup_epochs (4, from recipe.yaml)"
+        return f"{key} ({c[key]}, {origin(key)})"
+
+    _check_supported(c)
     _require(c["model"] is not None, "model is required, e.g. --model shufflenet_v2_x1_0")
     try:
         c["model"] = canonical_model_name(c["model"])
