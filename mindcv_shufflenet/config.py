@@ -23,6 +23,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import yaml
 
+from .constants import (AMP_LEVELS, DEFAULT_MILESTONES, DEVICES, IMAGE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD,
+                        INTERPOLATIONS, JIT_LEVELS, LOSSES, MODES, OPTIMIZERS, POOL_PADDINGS, SCHEDULERS,
+                        WEIGHT_DECAY_FILTERS, choose)
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key and the fix."""
@@ -43,21 +47,14 @@ def _o(name: str, kind: str, default: Any, help: str, choices: Optional[Sequence
     return Option(name, kind, default, help, tuple(choices) if choices else None, optional)
 
 
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "area")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
-SCHEDULERS = ("cosine_decay", "warmup_cosine_decay", "linear_decay", "step_decay", "multi_step_decay",
-              "exponential_decay", "polynomial_decay", "constant")
-WEIGHT_DECAY_FILTERS = ("disable", "auto", "norm_and_bias", "official")
-AMP_LEVELS = ("O0", "O1", "O2", "O3")
-
 # The schema, grouped as in MindCV's config.py. Defaults are MindCV's, except where a comment says why.
 OPTIONS: List[Option] = [
     # system
-    _o("mode", "str", "graph", "graph or pynative (MindCV's 0 / 1 accepted)", ("graph", "pynative")),
+    _o("mode", "str", "graph", "graph or pynative (MindCV's 0 / 1 accepted)", MODES),
     _o("device_target", "str", "auto", "CPU, Ascend, GPU, or auto (Ascend when present, else CPU)",
-       ("auto", "CPU", "Ascend", "GPU")),
+       ("auto",) + DEVICES),
     _o("jit_level", "str", None, "graph compile level O0/O1 (default: O0 on Ascend, MindSpore's own on CPU; O2, "
-                                 "the GE backend, is deprecated in MindSpore 2.10)", ("O0", "O1", "O2"), optional=True),
+                                 "the GE backend, is deprecated in MindSpore 2.10)", JIT_LEVELS, optional=True),
     _o("deterministic", "bool", False, "deterministic kernels (ms.set_deterministic): repeatable on Ascend, slower"),
     _o("distribute", "bool", False, "data parallel under msrun (one process per device)"),
     _o("val_while_train", "bool", False, "validate every val_interval epochs"),
@@ -95,8 +92,8 @@ OPTIONS: List[Option] = [
     _o("re_ratio", "floats", (0.3, 3.3), "random erasing aspect-ratio range"),
     _o("re_value", "int", 0, "random erasing fill value"),
     _o("re_max_attempts", "int", 10, "random erasing attempts"),
-    _o("mean", "floats", (0.485 * 255, 0.456 * 255, 0.406 * 255), "per-channel mean, 0-255 scale"),
-    _o("std", "floats", (0.229 * 255, 0.224 * 255, 0.225 * 255), "per-channel std, 0-255 scale"),
+    _o("mean", "floats", IMAGENET_MEAN, "per-channel mean (R, G, B), 0-255 scale"),
+    _o("std", "floats", IMAGENET_STD, "per-channel std (R, G, B), 0-255 scale"),
     _o("crop_pct", "float", 0.875, "evaluation: resize to image_resize / crop_pct, then center-crop"),
     _o("mixup", "float", 0.0, "mixup beta-distribution alpha (0: off)"),
     _o("cutmix", "float", 0.0, "cutmix beta-distribution alpha (0: off)"),
@@ -104,12 +101,12 @@ OPTIONS: List[Option] = [
     # model
     _o("model", "str", None, "model name, e.g. shufflenet_v2_x1_0 (required)", optional=True),
     _o("num_classes", "int", None, "classes (default: the number of class folders)", optional=True),
-    _o("in_channels", "int", 3, "image channels"),
+    _o("in_channels", "int", IMAGE_CHANNELS, f"image channels (images are decoded to RGB: {IMAGE_CHANNELS})"),
     _o("drop_rate", "float", None, "dropout before the classifier", optional=True),
     _o("drop_path_rate", "float", None, "MindCV's stochastic depth (ShuffleNet has none: leave null)",
        optional=True),
     _o("pool_padding", "str", None, "3x3 stride-2 pool padding: same (MindCV) or symmetric (default: what the "
-                                   "checkpoint records, else same)", ("same", "symmetric"), optional=True),
+                                   "checkpoint records, else same)", POOL_PADDINGS, optional=True),
     _o("pretrained", "bool", False, "start from MindCV's released weights (local copy)"),
     _o("ckpt_path", "str", "", "start from this checkpoint (with resume_opt: resume the run it saved)"),
     _o("resume_opt", "bool", False, "with ckpt_path: also restore optimizer, epoch, LR position, EMA"),
@@ -151,12 +148,12 @@ OPTIONS: List[Option] = [
     _o("warmup_factor", "float", 0.0, "warmup starts at lr * warmup_factor"),
     _o("decay_epochs", "int", 100, "decay length (cosine) or step (step_decay) in epochs"),
     _o("decay_rate", "float", 0.9, "factor of step / multi-step / exponential decay"),
-    _o("multi_step_decay_milestones", "ints", (30, 60, 90), "epochs at which multi_step_decay decays"),
+    _o("multi_step_decay_milestones", "ints", DEFAULT_MILESTONES, "epochs at which multi_step_decay decays"),
     _o("lr_epoch_stair", "bool", False, "change the LR once per epoch instead of every step"),
     _o("num_cycles", "int", 1, "cosine cycles"),
     _o("cycle_decay", "float", 1.0, "peak LR factor per cosine cycle"),
     # loss
-    _o("loss", "str", "CE", "CE or BCE", ("CE", "BCE")),
+    _o("loss", "str", "CE", "CE or BCE", LOSSES),
     _o("label_smoothing", "float", 0.0, "label smoothing"),
     _o("aux_factor", "float", 0.0, "auxiliary-head loss factor (ShuffleNet has none: 0)"),
     _o("reduction", "str", "mean", "loss reduction", ("mean",)),
@@ -174,8 +171,6 @@ OPTIONS: List[Option] = [
     _o("eval_shuffle", "bool", False, "MindCV's switch; evaluation order never changes the result"),
 ]
 OPTION_BY_NAME: Dict[str, Option] = {o.name: o for o in OPTIONS}
-# Keys that only make sense on the command line.
-CLI_ONLY = ("config", "debug")
 
 
 class Config:
@@ -283,9 +278,7 @@ def load_config(argv: Optional[Sequence[str]] = None, description: str = "mindcv
             values[key] = _from_cli_text(OPTION_BY_NAME[key], text)
     values.update(overrides)
     from_cli = {key for key, text in vars(args).items() if key in OPTION_BY_NAME and text is not None}
-    cfg = finalize(values, args.config or None, from_cli=from_cli | set(overrides))
-    object.__setattr__(cfg, "debug", bool(getattr(args, "debug", False)))
-    return cfg
+    return finalize(values, args.config or None, from_cli=from_cli | set(overrides))
 
 
 def _from_cli_text(option: Option, text: str) -> Any:
@@ -373,12 +366,10 @@ def _convert(option: Option, raw: Any) -> Any:
             raise ConfigError(f"{name} must be a string, got {raw!r}")
         text = str(raw)
         if option.choices:
-            for choice in option.choices:
-                if text.lower() == choice.lower():
-                    return choice
-            close = difflib.get_close_matches(text, option.choices, n=1, cutoff=0.4)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{name}: unknown value {text!r}{hint}; choose one of {', '.join(option.choices)}")
+            try:
+                return choose(name, text, option.choices)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         return text
     if kind in ("floats", "ints"):
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
@@ -469,7 +460,7 @@ def _check(c: Dict[str, Any]) -> None:
         raise ConfigError(f"model: {err}") from None
 
     positive_ints = ("batch_size", "epoch_size", "val_interval", "keep_checkpoint_max", "ckpt_save_interval",
-                     "image_resize", "in_channels", "num_parallel_workers", "gradient_accumulation_steps",
+                     "image_resize", "num_parallel_workers", "gradient_accumulation_steps",
                      "max_bad_steps", "re_max_attempts", "num_cycles")
     for key in positive_ints:
         _require(c[key] >= 1, f"{key} must be >= 1, got {c[key]}")
@@ -499,9 +490,14 @@ def _check(c: Dict[str, Any]) -> None:
         _require(len(pair) == 2 and 0 < pair[0] <= pair[1],
                  f"{key} must be two increasing positive numbers [low, high], got {list(pair)}")
     _require(c["scale"][1] <= 1, f"scale is a fraction of the image area: at most 1, got {list(c['scale'])}")
+    # The pipeline decodes every image to RGB, so a network reading these images has 3 input channels and
+    # normalization has one mean and one std per R, G, B channel.
+    _require(c["in_channels"] == IMAGE_CHANNELS,
+             f"in_channels must be {IMAGE_CHANNELS}: images are decoded to {IMAGE_CHANNELS} channels (RGB) whatever "
+             f"their mode on disk, got {c['in_channels']}")
     for key in ("mean", "std"):
-        _require(len(c[key]) == c["in_channels"],
-                 f"{key} needs {c['in_channels']} values (one per channel), got {list(c[key])}")
+        _require(len(c[key]) == IMAGE_CHANNELS,
+                 f"{key} needs {IMAGE_CHANNELS} values (R, G, B on the 0-255 scale), got {list(c[key])}")
     _require(all(s > 0 for s in c["std"]), f"std values must be > 0, got {list(c['std'])}")
     jitter = c["color_jitter"]
     values = jitter if isinstance(jitter, tuple) else (jitter,) if jitter is not None else ()

@@ -16,9 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-DEVICES = ("CPU", "Ascend", "GPU")
-MODES = ("graph", "pynative")
-JIT_LEVELS = ("O0", "O1", "O2")
+from .constants import DEVICES, JIT_LEVELS, MODES, choose
 
 # oneDNN picks a very slow path for NCHW convolutions on AVX-512 CPUs (a dense 3x3 conv took seconds
 # instead of ~25 ms); capping its ISA at AVX2 avoids it and costs nothing on CPUs without AVX-512.
@@ -79,10 +77,10 @@ def init_runtime(
     """
     import mindspore as ms
 
-    device = _canonical(device, DEVICES, "device")
-    mode = _canonical(mode, MODES, "mode")
+    device = choose("device", device, DEVICES)
+    mode = choose("mode", mode, MODES)
     if jit_level is not None:
-        jit_level = _canonical(jit_level, JIT_LEVELS, "jit_level")
+        jit_level = choose("jit_level", jit_level, JIT_LEVELS)
     if num_threads is not None and num_threads < 1:
         raise ValueError(f"num_threads must be >= 1, got {num_threads}")
     if device_id is None:
@@ -118,7 +116,7 @@ def resolve_device(device: str) -> str:
             return "Ascend" if ms.hal.is_available("Ascend") else "CPU"
         except Exception:  # a MindSpore build without the Ascend plugin
             return "CPU"
-    return _canonical(device, DEVICES, "device")
+    return choose("device", device, DEVICES)
 
 
 def check_device_available(device: str) -> None:
@@ -202,7 +200,7 @@ def set_mode(mode: str) -> None:
     """Switch between "graph" and "pynative" execution without touching the device."""
     import mindspore as ms
 
-    mode = _canonical(mode, MODES, "mode")
+    mode = choose("mode", mode, MODES)
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
 
 
@@ -268,9 +266,3 @@ def _process_role() -> str:
         return " (msrun scheduler)"
     return ""
 
-
-def _canonical(value: str, allowed: tuple, what: str) -> str:
-    for option in allowed:
-        if str(value).lower() == option.lower():
-            return option
-    raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(allowed)}")

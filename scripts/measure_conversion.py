@@ -26,7 +26,7 @@ import mindcv_shufflenet  # noqa: E402,F401  (CPU defaults before MindSpore runs
 import mindspore as ms  # noqa: E402
 from mindcv_shufflenet import runtime  # noqa: E402
 from mindcv_shufflenet.convert import convert_state  # noqa: E402
-from mindcv_shufflenet.data import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 MODELS = ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
           "shufflenet_v1_g3_05", "shufflenet_v1_g3_10", "shufflenet_v1_g3_15", "shufflenet_v1_g3_20",

@@ -125,3 +125,32 @@ def test_file_that_is_not_yaml_is_an_error(tmp_path):
     path.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="is not valid YAML"):
         load_config(["--config", str(path)])
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4])
+def test_config_and_data_pipeline_accept_the_same_mean_and_std(length):
+    """Images are decoded to RGB, so both ask for one mean and one std per R, G, B channel: a value the
+    configuration accepts is one the pipeline accepts."""
+    from mindcv_shufflenet.data.transforms import check_mean_std
+
+    values = ",".join(["100"] * length)
+    argv = ["--model", "shufflenet_v2_x0_5", "--mean", values, "--std", values]
+    if length == 3:
+        cfg = load_config(argv)
+        assert check_mean_std(cfg.mean, cfg.std) == ([100.0] * 3, [100.0] * 3)
+        return
+    with pytest.raises(ConfigError, match=r"mean needs 3 values \(R, G, B on the 0-255 scale\)"):
+        load_config(argv)
+    with pytest.raises(ValueError, match="mean must be 3 numbers"):
+        check_mean_std([100.0] * length, [100.0] * 3)
+
+
+def test_in_channels_other_than_rgb_is_refused_before_the_run():
+    with pytest.raises(ConfigError, match="in_channels must be 3: images are decoded to 3 channels"):
+        load_config(["--model", "shufflenet_v2_x0_5", "--in_channels", "1", "--mean", "100", "--std", "50"])
+    assert load_config(["--model", "shufflenet_v2_x0_5"]).in_channels == 3
+
+
+def test_debug_is_a_command_line_flag_not_a_setting():
+    cfg = load_config(["--model", "shufflenet_v2_x0_5", "--debug"])
+    assert "debug" not in cfg.as_dict() and not hasattr(cfg, "debug")

@@ -12,7 +12,7 @@ from mindcv_shufflenet import create_model
 from mindcv_shufflenet.convert import (ConvertedWeights, convert_state, from_megvii_v2, from_torchvision_v2,
                                        read_source_weights, stage_permutations)
 from mindcv_shufflenet.convert.torchvision import TORCHVISION_OPTIONS
-from mindcv_shufflenet.data import IMAGENET_MEAN, IMAGENET_STD
+from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
 from mindcv_shufflenet.models import SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, load_state_dict
 from conftest import DATA, randomize, run_eval
 from torch_layout_reference import (MegviiShuffleNetV1, MegviiShuffleNetV2, TorchvisionShuffleNetV2, calibrate,

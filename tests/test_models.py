@@ -68,7 +68,7 @@ def test_reduced_widths_are_one_argument_away():
     (lambda: ShuffleNetV2(channels=(24, 116, 232, 1024)), "stem, 3 stages and conv5"),
     (lambda: ShuffleNetV2(channels=(24, 117, 232, 464, 1024)), "even"),
     (lambda: ShuffleNetV1(channels=(24, 250, 500, 1000), groups=3), "multiple of 4\\*groups=12"),
-    (lambda: ShuffleNetV2(pool_padding="valid"), "pool_padding 'valid'"),
+    (lambda: ShuffleNetV2(pool_padding="valid"), "pool_padding: unknown value 'valid'"),
 ])
 def test_invalid_architecture_arguments_raise_clear_errors(make, message):
     with pytest.raises(ValueError, match=message):

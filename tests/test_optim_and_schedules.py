@@ -1,5 +1,5 @@
-"""Learning-rate schedules, weight-decay filters, optimizer updates and losses against MindCV's formulas
-(re-derived here as plain loops and NumPy) and the official ShuffleNet training code."""
+"""Learning-rate schedules, weight-decay filters and optimizer updates against MindCV's formulas (re-derived
+here as plain loops and NumPy) and the official ShuffleNet training code."""
 
 import math
 from bisect import bisect_right
@@ -11,8 +11,9 @@ from mindspore import Parameter, Tensor, mint, nn, ops
 
 from mindcv_shufflenet import create_model
 from mindcv_shufflenet.engine.loss import create_loss
-from mindcv_shufflenet.engine.optim import WEIGHT_DECAY_FILTERS, create_optimizer, weight_decay_groups
-from mindcv_shufflenet.engine.schedules import SCHEDULERS, build_lr_schedule
+from mindcv_shufflenet.constants import SCHEDULERS, WEIGHT_DECAY_FILTERS
+from mindcv_shufflenet.engine.optim import create_optimizer, weight_decay_groups
+from mindcv_shufflenet.engine.schedules import build_lr_schedule
 from conftest import read_param_list
 
 
@@ -506,104 +507,3 @@ def test_bad_optimizer_arguments_raise_naming_the_key(kw, key):
     args.update(kw)
     with pytest.raises(ValueError, match=key):
         create_optimizer(tiny_net(), args.pop("opt"), args.pop("lr"), **args)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Losses
-# ---------------------------------------------------------------------------------------------------
-
-def numpy_ce(logits, labels, eps):
-    logits = logits.astype(np.float64)
-    c = logits.shape[1]
-    target = np.eye(c)[labels] if labels.ndim == 1 else labels.astype(np.float64)
-    target = target * (1 - eps) + eps / c
-    shifted = logits - logits.max(1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
-    return -(target * log_probs).sum(1)
-
-
-def numpy_bce(logits, labels, eps):
-    x = logits.astype(np.float64)
-    c = x.shape[1]
-    y = np.eye(c)[labels] if labels.ndim == 1 else labels.astype(np.float64)
-    y = y * (1 - eps) + eps / c
-    return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0) - x * y
-
-
-def loss_inputs(seed=0, batch=6, classes=5):
-    rng = np.random.default_rng(seed)
-    logits = (rng.normal(0, 3, (batch, classes))).astype(np.float32)
-    labels = rng.integers(0, classes, batch).astype(np.int32)
-    soft = rng.dirichlet(np.ones(classes), batch).astype(np.float32)
-    return logits, labels, soft
-
-
-@pytest.mark.parametrize("eps", [0.0, 0.1])
-@pytest.mark.parametrize("soft", [False, True])
-def test_cross_entropy_equals_numpy_and_mindcvs_ops_cross_entropy(eps, soft):
-    logits, labels, soft_labels = loss_inputs()
-    target = soft_labels if soft else labels
-    got = float(create_loss("CE", label_smoothing=eps)(Tensor(logits), Tensor(target)).asnumpy())
-    assert got == pytest.approx(numpy_ce(logits, target, eps).mean(), rel=1e-5)
-    mindcv = ops.cross_entropy(Tensor(logits), Tensor(target), label_smoothing=eps)
-    assert got == pytest.approx(float(mindcv.asnumpy()), rel=1e-5)
-
-
-def test_label_smoothing_spreads_eps_over_all_classes_including_the_true_one():
-    loss = create_loss("CE", label_smoothing=0.2)
-    logits = np.array([[5.0, 1.0, 0.0, -1.0]], np.float32)
-    got = float(loss(Tensor(logits), Tensor(np.array([0], np.int32))).asnumpy())
-    log_p = logits[0] - np.log(np.exp(logits[0]).sum())
-    over_all = np.array([0.8 + 0.05, 0.05, 0.05, 0.05])  # eps / C everywhere
-    over_others = np.array([0.8, 0.2 / 3, 0.2 / 3, 0.2 / 3])  # eps / (C - 1) on the wrong classes
-    assert got == pytest.approx(-(over_all * log_p).sum(), rel=1e-5)
-    assert got != pytest.approx(-(over_others * log_p).sum(), rel=1e-3)
-
-
-def test_cross_entropy_of_float16_logits_is_float32():
-    logits, labels, _ = loss_inputs(seed=3)
-    half = logits.astype(np.float16)
-    out = create_loss("CE", label_smoothing=0.1)(Tensor(half), Tensor(labels))
-    assert out.dtype == ms.float32
-    assert float(out.asnumpy()) == pytest.approx(numpy_ce(half.astype(np.float32), labels, 0.1).mean(), rel=1e-5)
-
-
-def test_losses_in_graph_mode_equal_numpy(graph_mode):
-    logits, labels, soft = loss_inputs(seed=5)
-    ce = create_loss("CE", label_smoothing=0.1)
-    bce = create_loss("BCE", label_smoothing=0.1)
-    assert float(ce(Tensor(logits), Tensor(labels)).asnumpy()) == pytest.approx(
-        numpy_ce(logits, labels, 0.1).mean(), rel=1e-5)
-    assert float(ce(Tensor(logits), Tensor(soft)).asnumpy()) == pytest.approx(
-        numpy_ce(logits, soft, 0.1).mean(), rel=1e-5)
-    assert float(bce(Tensor(logits.astype(np.float16)), Tensor(labels)).asnumpy()) == pytest.approx(
-        numpy_bce(logits.astype(np.float16).astype(np.float32), labels, 0.1).mean(), rel=1e-4)
-
-
-@pytest.mark.parametrize("eps", [0.0, 0.1])
-@pytest.mark.parametrize("soft", [False, True])
-def test_binary_cross_entropy_equals_numpy_averaged_over_batch_and_classes(eps, soft):
-    logits, labels, soft_labels = loss_inputs(seed=2)
-    target = soft_labels if soft else labels
-    got = float(create_loss("bce", label_smoothing=eps)(Tensor(logits), Tensor(target)).asnumpy())
-    assert got == pytest.approx(numpy_bce(logits, target, eps).mean(), rel=1e-5)
-
-
-def test_loss_reductions_sum_and_none():
-    logits, labels, _ = loss_inputs(seed=4)
-    per_sample = numpy_ce(logits, labels, 0.1)
-    none = create_loss("CE", 0.1, reduction="none")(Tensor(logits), Tensor(labels)).asnumpy()
-    total = create_loss("CE", 0.1, reduction="sum")(Tensor(logits), Tensor(labels)).asnumpy()
-    np.testing.assert_allclose(none, per_sample, rtol=1e-5)
-    assert float(total) == pytest.approx(per_sample.sum(), rel=1e-5)
-
-
-@pytest.mark.parametrize("kw, match", [
-    (dict(name="CEE"), "'CE'"),
-    (dict(label_smoothing=1.0), "label_smoothing"),
-    (dict(label_smoothing=-0.1), "label_smoothing"),
-    (dict(reduction="avg"), "reduction"),
-])
-def test_bad_loss_arguments_raise(kw, match):
-    with pytest.raises(ValueError, match=match):
-        create_loss(**kw)

@@ -1,7 +1,7 @@
 import pytest
 
-from mindcv_shufflenet import create_model
-from mindcv_shufflenet.models import count_macs, count_params
+from mindcv_shufflenet import create_model, list_models
+from mindcv_shufflenet.models import count_macs, count_params, model_info
 from conftest import read_param_list
 
 REFERENCE_LISTS = [
@@ -11,14 +11,11 @@ REFERENCE_LISTS = [
     ("shufflenet_v1_g3_10", "shufflenet_v1_g3_10.mindcv-0.3.0.txt"),
 ]
 
-# Multiply-adds at 224x224 in millions: ShuffleNet V2 paper Table 5; V1 g3/g8 from the official code's
-# model table; V1 g1/g2/g4 1.0x from the V1 paper's Table 1.
-PAPER_MFLOPS = {
-    "shufflenet_v2_x0_5": 41, "shufflenet_v2_x1_0": 146, "shufflenet_v2_x1_5": 299, "shufflenet_v2_x2_0": 591,
-    "shufflenet_v1_g3_05": 38, "shufflenet_v1_g3_10": 138, "shufflenet_v1_g3_15": 292, "shufflenet_v1_g3_20": 524,
-    "shufflenet_v1_g8_05": 40, "shufflenet_v1_g8_10": 138, "shufflenet_v1_g8_15": 290, "shufflenet_v1_g8_20": 522,
-    "shufflenet_v1_g1_10": 143, "shufflenet_v1_g2_10": 140, "shufflenet_v1_g4_10": 133,
-}
+# Published multiply-adds at 224x224 (millions) and parameter counts, as each model's metadata records them.
+PUBLISHED_MFLOPS = {name: model_info(name).published.mflops.value for name in list_models()
+                    if model_info(name).published.mflops is not None}
+PUBLISHED_PARAMS_M = {name: model_info(name).published.params_m.value for name in list_models()
+                      if model_info(name).published.params_m is not None}
 
 # (trainable, trainable + BatchNorm statistics). V2: MindCV's counts (its "Params(M)" column is the
 # second). V1 g3: the sums of MindCV's parameter lists (tests/data).
@@ -26,8 +23,6 @@ MINDCV_PARAMS = {
     "shufflenet_v2_x0_5": (1_365_792, 1_373_744),
     "shufflenet_v2_x1_0": (2_278_760, 2_294_940),
 }
-# MindCV's model table, "Params(M)" (with BatchNorm statistics), rounded to 10k.
-MINDCV_PARAMS_M = {"shufflenet_v2_x1_5": 3.53, "shufflenet_v2_x2_0": 7.44}
 
 
 @pytest.mark.parametrize("model, listing", REFERENCE_LISTS)
@@ -54,9 +49,14 @@ def test_v2_parameter_counts_equal_mindcv(model):
     assert (counts.trainable, counts.total) == MINDCV_PARAMS[model]
 
 
-@pytest.mark.parametrize("model", sorted(MINDCV_PARAMS_M))
-def test_large_v2_parameter_counts_round_to_mindcv_table(model):
-    assert round(count_params(create_model(model)).total / 1e6, 2) == MINDCV_PARAMS_M[model]
+def test_every_published_figure_of_the_papers_is_recorded():
+    assert len(PUBLISHED_MFLOPS) == 15 and len(PUBLISHED_PARAMS_M) == 4
+
+
+@pytest.mark.parametrize("model", sorted(PUBLISHED_PARAMS_M))
+def test_v2_parameter_counts_round_to_mindcvs_published_table(model):
+    # MindCV's "Params(M)" counts the BatchNorm statistics, to 10k.
+    assert round(count_params(create_model(model)).total / 1e6, 2) == PUBLISHED_PARAMS_M[model]
 
 
 def test_classifier_has_no_bias_and_batchnorm_statistics_are_buffers():
@@ -64,10 +64,10 @@ def test_classifier_has_no_bias_and_batchnorm_statistics_are_buffers():
     assert counts.trainable == 1_365_792 - 990 * 1024
 
 
-@pytest.mark.parametrize("model", sorted(PAPER_MFLOPS))
+@pytest.mark.parametrize("model", sorted(PUBLISHED_MFLOPS))
 def test_multiply_adds_match_the_papers_within_2_percent(model):
     macs = count_macs(create_model(model)) / 1e6
-    assert macs == pytest.approx(PAPER_MFLOPS[model], rel=0.02)
+    assert macs == pytest.approx(PUBLISHED_MFLOPS[model], rel=0.02)
 
 
 def test_multiply_adds_follow_the_input_size():

@@ -30,9 +30,9 @@ def test_importing_the_package_caps_onednn_at_avx2_unless_the_user_chose():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"device": "TPU"}, "unknown device 'TPU'"),
-    ({"mode": "eager"}, "unknown mode 'eager'"),
-    ({"jit_level": "O3"}, "unknown jit_level 'O3'"),
+    ({"device": "TPU"}, "device: unknown value 'TPU'"),
+    ({"mode": "eager"}, "mode: unknown value 'eager'"),
+    ({"jit_level": "O3"}, "jit_level: unknown value 'O3'"),
     ({"num_threads": 0}, "num_threads must be >= 1"),
 ])
 def test_init_runtime_rejects_bad_settings(kwargs, message):

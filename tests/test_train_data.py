@@ -15,7 +15,8 @@ from mindcv_shufflenet.data.batch_augment import BatchAugment
 from mindcv_shufflenet.data.datasets import create_eval_dataset, create_train_dataset
 from mindcv_shufflenet.data.folders import find_classes
 from mindcv_shufflenet.data.sampling import train_sample_indices
-from mindcv_shufflenet.data.transforms import IMAGENET_MEAN, auto_augment_op, check_augment
+from mindcv_shufflenet.constants import IMAGENET_MEAN
+from mindcv_shufflenet.data.transforms import auto_augment_op, check_augment
 
 CLASSES = ["ant", "bee", "cat"]
 COLOURS = {"ant": (200, 30, 30), "bee": (30, 200, 30), "cat": (30, 30, 200)}

@@ -11,7 +11,7 @@ import mindspore as ms
 from PIL import Image
 
 from mindcv_shufflenet import create_model
-from mindcv_shufflenet.data import IMAGENET_MEAN, IMAGENET_STD
+from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
 from conftest import randomize
 
 ROOT = Path(__file__).resolve().parents[1]

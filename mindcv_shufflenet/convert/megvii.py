@@ -25,6 +25,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from .common import ConvertedWeights, SourceState, as_float32, bn
 
 __all__ = ["from_megvii_v2", "from_megvii_v1", "from_megvii", "fold_bgr255_stem"]
@@ -52,8 +53,6 @@ def fold_bgr255_stem(weight: np.ndarray, moving_mean: np.ndarray, mean: Sequence
 
 def _stem_and_head(src: SourceState, out: Dict[str, np.ndarray], mean: Optional[Sequence[float]],
                    std: Optional[Sequence[float]], exact_border: bool) -> Tuple[int, dict]:
-    from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
     mean = IMAGENET_MEAN if mean is None else mean
     std = IMAGENET_STD if std is None else std
     stem = src.shape("first_conv.0.weight")[0]

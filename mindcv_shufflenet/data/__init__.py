@@ -5,7 +5,7 @@ One module per concern: ``folders`` (listing, bad-file scan), ``transforms`` (pe
 
 from .datasets import TrainData, create_eval_dataset, create_train_dataset
 from .folders import find_classes
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, eval_transforms, train_transforms
+from .transforms import eval_transforms, train_transforms
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "TrainData", "create_eval_dataset", "create_train_dataset",
-           "eval_transforms", "find_classes", "train_transforms"]
+__all__ = ["TrainData", "create_eval_dataset", "create_train_dataset", "eval_transforms", "find_classes",
+           "train_transforms"]

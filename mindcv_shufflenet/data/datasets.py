@@ -13,11 +13,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import mindspore.dataset as ds
 
+from ..constants import IMAGENET_MEAN, IMAGENET_STD
 from .batch_augment import BatchAugment
 from .checks import check_int, check_shards
 from .folders import ImageListing, ScanShare, list_images, skipped_summary, split_folder
 from .sampling import EpochsSampler, pipeline_seed, set_dataset_seed, train_sample_indices
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, check_augment, check_mean_std, eval_transforms, train_transforms
+from .transforms import check_augment, check_mean_std, eval_transforms, train_transforms
 
 
 def _image_folder_dataset(listing: ImageListing, indices: Sequence[int] | ds.Sampler,
@@ -84,6 +85,7 @@ def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64,
                         num_parallel_workers: Optional[int] = None,
                         num_classes: Optional[int] = None, *, num_shards: int = 1, shard_id: int = 0,
                         mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                        channel_order: str = "RGB",
                         warn: Optional[Callable[[str], None]] = _warn_stderr,
                         scan_all_reduce: Optional[Callable] = None) -> ds.Dataset:
     """Batches of (image float32 [B, 3, H, W], label int32) from ``data_dir/split`` (``split=""``:
@@ -92,7 +94,8 @@ def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64,
     With ``num_shards > 1`` shard ``shard_id`` gets images ``shard_id::num_shards`` of the file order, without
     padding, so shards can differ by one image: sum the counts over shards for exact metrics.
     Files that cannot be decoded are left out (and counted in one ``warn`` message; None: silent). Under data
-    parallel, ``scan_all_reduce`` (a sum over ranks) splits that check of the files between the ranks."""
+    parallel, ``scan_all_reduce`` (a sum over ranks) splits that check of the files between the ranks.
+    Preprocessing: :func:`eval_transforms` with ``image_size`` ... ``channel_order``."""
     folder = split_folder(data_dir, split, "val_split")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -105,7 +108,7 @@ def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64,
     if listing.skipped and warn is not None:
         warn(skipped_summary(listing.skipped, folder))
     dataset = _image_folder_dataset(listing, listing.readable[shard_id::num_shards], workers)
-    dataset = dataset.map(operations=eval_transforms(image_size, crop_pct, interpolation, mean, std),
+    dataset = dataset.map(operations=eval_transforms(image_size, crop_pct, interpolation, mean, std, channel_order),
                           input_columns="image", num_parallel_workers=workers)
     return dataset.batch(batch_size, drop_remainder=False)
 

@@ -10,17 +10,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mindspore.dataset import vision
 
+from ..constants import CHANNEL_ORDERS, IMAGE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, choose
 from .checks import check_int, check_nonnegative, check_pair, check_prob, is_finite_number
 
-# On the 0-255 scale, as MindCV applies them.
-IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-INTERPOLATIONS = {
-    "bilinear": vision.Inter.BILINEAR,
-    "bicubic": vision.Inter.BICUBIC,
-    "nearest": vision.Inter.NEAREST,
-    "area": vision.Inter.AREA,
-}
+# MindSpore's resize mode for each interpolation name.
+_INTER = {name: getattr(vision.Inter, name.upper()) for name in INTERPOLATIONS}
 
 # MindCV's training-augmentation keys and their defaults (mindcv/data/transforms_factory.py, loader.py).
 AUGMENT_DEFAULTS: Dict[str, Any] = {
@@ -48,30 +42,30 @@ AUTO_AUGMENT_FORMS = ("autoaug[-mstd<float>]", "autoaugr[-mstd<float>]",
 
 
 def eval_transforms(image_size: int = 224, crop_pct: float = 0.875, interpolation: str = "bilinear",
-                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> List:
+                    mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                    channel_order: str = "RGB") -> List:
     """Decode, resize the short side to ``floor(image_size / crop_pct)`` (256 for 224), center-crop
-    ``image_size``, normalize, HWC -> CHW: MindCV's evaluation pipeline."""
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"unknown interpolation {interpolation!r}: choose one of {', '.join(INTERPOLATIONS)}")
+    ``image_size``, normalize, HWC -> CHW: MindCV's evaluation pipeline. With ``channel_order="BGR"`` the
+    channels are reversed before normalizing (``mean`` and ``std`` are then in B, G, R order)."""
+    inter = _INTER[choose("interpolation", interpolation, INTERPOLATIONS)]
+    channel_order = choose("channel_order", channel_order, CHANNEL_ORDERS)
     if not 0 < crop_pct <= 1:
         raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct}")
     resize = int(math.floor(image_size / crop_pct))
-    return [
-        vision.Decode(),
-        vision.Resize(resize, INTERPOLATIONS[interpolation]),
-        vision.CenterCrop(image_size),
-        vision.Normalize(mean=list(mean), std=list(std)),
-        vision.HWC2CHW(),
-    ]
+    ops: List[Any] = [vision.Decode(), vision.Resize(resize, inter), vision.CenterCrop(image_size)]
+    if channel_order == "BGR":
+        ops.append(vision.ConvertColor(vision.ConvertMode.COLOR_RGB2BGR))
+    return ops + [vision.Normalize(mean=list(mean), std=list(std)), vision.HWC2CHW()]
 
 
 def check_mean_std(mean: Any, std: Any) -> Tuple[List[float], List[float]]:
+    """Normalization statistics as lists of floats: one per channel of the decoded (RGB) image."""
     for name, value in (("mean", mean), ("std", std)):
-        if (not isinstance(value, (list, tuple, np.ndarray)) or len(value) != 3
+        if (not isinstance(value, (list, tuple, np.ndarray)) or len(value) != IMAGE_CHANNELS
                 or not all(is_finite_number(v) for v in value)):
-            raise ValueError(f"{name} must be 3 numbers (R, G, B on the 0-255 scale), got {value!r}")
+            raise ValueError(f"{name} must be {IMAGE_CHANNELS} numbers (R, G, B on the 0-255 scale), got {value!r}")
     if not all(s > 0 for s in std):
-        raise ValueError(f"std must be 3 numbers > 0, got {std!r}")
+        raise ValueError(f"std must be {IMAGE_CHANNELS} numbers > 0, got {std!r}")
     return [float(m) for m in mean], [float(s) for s in std]
 
 
@@ -91,9 +85,9 @@ def _color_jitter(value: Any) -> Optional[Tuple[float, ...]]:
 def _re_value(value: Any) -> Any:
     if is_finite_number(value) or value == "random":
         return value
-    if isinstance(value, (list, tuple)) and len(value) == 3 and all(is_finite_number(v) for v in value):
+    if isinstance(value, (list, tuple)) and len(value) == IMAGE_CHANNELS and all(is_finite_number(v) for v in value):
         return np.asarray(value, dtype=np.float32)[:, None, None]
-    raise ValueError(f"re_value must be a number, 3 numbers (per channel) or 'random', got {value!r}")
+    raise ValueError(f"re_value must be a number, {IMAGE_CHANNELS} numbers (per channel) or 'random', got {value!r}")
 
 
 # ----------------------------------------------------------------------------------------------- auto augment
@@ -137,9 +131,7 @@ def auto_augment_op(spec: Optional[str], interpolation: str = "bilinear",
     if not isinstance(spec, str):
         raise ValueError(f"auto_augment must be None or a string, got {spec!r}; valid forms: "
                          f"{', '.join(AUTO_AUGMENT_FORMS)}")
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"unknown interpolation {interpolation!r}: choose one of {', '.join(INTERPOLATIONS)}")
-    inter = INTERPOLATIONS[interpolation]
+    inter = _INTER[choose("interpolation", interpolation, INTERPOLATIONS)]
     fill = tuple(min(255, int(round(m))) for m in mean)
     name = spec.split("-")[0]
     if name in ("autoaug", "autoaugr"):
@@ -184,8 +176,7 @@ def check_augment(augment: Dict[str, Any]) -> Dict[str, Any]:
         a[key] = check_nonnegative(key, a[key])
     if not is_finite_number(a["label_smoothing"]) or not 0 <= a["label_smoothing"] < 1:
         raise ValueError(f"label_smoothing must be in [0, 1), got {a['label_smoothing']!r}")
-    if a["interpolation"] not in INTERPOLATIONS:
-        raise ValueError(f"unknown interpolation {a['interpolation']!r}: choose one of {', '.join(INTERPOLATIONS)}")
+    a["interpolation"] = choose("interpolation", a["interpolation"], INTERPOLATIONS)
     a["color_jitter"] = _color_jitter(a["color_jitter"])
     a["mean"], a["std"] = check_mean_std(a["mean"], a["std"])
     a["re_value"] = _re_value(a["re_value"])
@@ -199,7 +190,7 @@ def train_transforms(image_size: int = 224, **augment: Any) -> List:
     are per-batch steps of :func:`create_train_dataset`. ``augment`` takes the keys of ``AUGMENT_DEFAULTS``."""
     a = check_augment(augment)
     check_int("image_size", image_size, 1)
-    inter = INTERPOLATIONS[a["interpolation"]]
+    inter = _INTER[a["interpolation"]]
     ops: List[Any] = [vision.RandomCropDecodeResize(image_size, scale=a["scale"], ratio=a["ratio"],
                                                     interpolation=inter, max_attempts=10)]
     if a["hflip"] > 0:

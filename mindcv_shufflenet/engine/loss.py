@@ -16,15 +16,14 @@ with ``log_softmax`` / a stable softplus rather than ``nn.CrossEntropyLoss``, an
 
 from __future__ import annotations
 
-import difflib
 import math
 from numbers import Real
 
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
-LOSSES = ("CE", "BCE")
-REDUCTIONS = ("mean", "sum", "none")
+from ..constants import LOSS_REDUCTIONS, LOSSES, choose
+
 
 
 class _SmoothedTargets(nn.Cell):
@@ -89,14 +88,11 @@ def create_loss(name: str = "CE", label_smoothing: float = 0.0, reduction: str =
     Raises:
         ValueError: unknown name (with the closest valid one) or a bad value (naming the key).
     """
-    if not isinstance(name, str) or name.strip().upper() not in LOSSES:
-        close = difflib.get_close_matches(str(name).strip().upper(), LOSSES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}.{hint}")
+    name = choose("loss", name, LOSSES)
     if (isinstance(label_smoothing, bool) or not isinstance(label_smoothing, Real)
             or not math.isfinite(label_smoothing) or not 0.0 <= label_smoothing < 1.0):
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
-    cls = CrossEntropySmooth if name.strip().upper() == "CE" else BinaryCrossEntropySmooth
+    if reduction not in LOSS_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(LOSS_REDUCTIONS)}, got {reduction!r}")
+    cls = CrossEntropySmooth if name == "CE" else BinaryCrossEntropySmooth
     return cls(float(label_smoothing), reduction)

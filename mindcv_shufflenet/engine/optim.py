@@ -27,7 +27,6 @@ formula. MindCV's ShuffleNet recipes do not use Nesterov.
 
 from __future__ import annotations
 
-import difflib
 import math
 from numbers import Real
 from typing import Dict, List, Sequence, Tuple, Union
@@ -37,8 +36,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, jit, nn, ops
 from mindspore.common.initializer import initializer
 
-WEIGHT_DECAY_FILTERS = ("disable", "auto", "norm_and_bias", "official")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+from ..constants import OPTIMIZERS, WEIGHT_DECAY_FILTERS, choose
 
 
 def _classes(module, names: Sequence[str]) -> Tuple[type, ...]:
@@ -144,7 +142,7 @@ def create_optimizer(
     Raises:
         ValueError: unknown optimizer or filter name (with the closest valid one), or a bad value.
     """
-    name = _choice("opt", opt, OPTIMIZERS)
+    name = choose("opt", opt, OPTIMIZERS)
     learning_rate = _learning_rate(lr)
     momentum = _non_negative("momentum", momentum)
     if momentum >= 1.0:
@@ -266,18 +264,7 @@ def _learning_rate(lr) -> Union[float, Tensor]:
 
 
 def _filter_name(weight_decay_filter: str) -> str:
-    return _choice("weight_decay_filter", weight_decay_filter, WEIGHT_DECAY_FILTERS)
-
-
-def _choice(key: str, value: str, valid: Sequence[str]) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{key} must be one of {', '.join(valid)}, got {value!r}")
-    name = value.strip().lower()
-    if name not in valid:
-        close = difflib.get_close_matches(name, valid, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown {key} {value!r}; valid: {', '.join(valid)}.{hint}")
-    return name
+    return choose("weight_decay_filter", weight_decay_filter, WEIGHT_DECAY_FILTERS)
 
 
 def _non_negative(key: str, value) -> float:

@@ -34,7 +34,6 @@ optimizer's ``global_step``. The formulas follow MindCV's ``create_scheduler``
 
 from __future__ import annotations
 
-import difflib
 import math
 import warnings
 from bisect import bisect_right
@@ -43,19 +42,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-SCHEDULERS = (
-    "constant",
-    "cosine_decay",
-    "warmup_cosine_decay",
-    "step_decay",
-    "multi_step_decay",
-    "exponential_decay",
-    "polynomial_decay",
-    "linear_decay",
-)
-
-# MindCV's config.py default for multi_step_decay_milestones.
-DEFAULT_MILESTONES = (30, 60, 90)
+from ..constants import DEFAULT_MILESTONES, SCHEDULERS, choose
 
 
 def build_lr_schedule(
@@ -99,7 +86,7 @@ def build_lr_schedule(
     Raises:
         ValueError: unknown scheduler name (with the closest valid one) or a bad value (naming the key).
     """
-    name = _scheduler_name(scheduler)
+    name = choose("scheduler", scheduler, SCHEDULERS)
     lr = _positive_float("lr", lr)
     epochs = _integer("epochs", epochs, minimum=1)
     steps_per_epoch = _integer("steps_per_epoch", steps_per_epoch, minimum=1)
@@ -182,17 +169,6 @@ def _cosine_cycles(lr: float, min_lr: float, decay_epochs: int, num_cycles: int,
         cycles.append(min_lr + delta * (1.0 + np.cos(np.pi * t / decay_epochs)))
     main = np.concatenate(cycles)[:total]
     return np.concatenate([main, np.full(total - main.size, min_lr)])
-
-
-def _scheduler_name(scheduler: str) -> str:
-    if not isinstance(scheduler, str):
-        raise ValueError(f"scheduler must be a name, got {scheduler!r}")
-    name = scheduler.strip().lower()
-    if name not in SCHEDULERS:
-        close = difflib.get_close_matches(name, SCHEDULERS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown scheduler {scheduler!r}; valid: {', '.join(SCHEDULERS)}.{hint}")
-    return name
 
 
 def _integer(key: str, value, minimum: int) -> int:

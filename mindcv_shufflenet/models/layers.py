@@ -9,9 +9,8 @@ from mindspore import Tensor, nn, ops
 from mindspore import dtype as mstype
 from mindspore.common import initializer as init
 
+from ..constants import POOL_PADDINGS, choose
 from ..kernels import cpu_ops
-
-POOL_PADDINGS = ("same", "symmetric")
 
 
 def downsample_pool(kind: str, pool_padding: str) -> nn.Cell:
@@ -22,8 +21,7 @@ def downsample_pool(kind: str, pool_padding: str) -> nn.Cell:
     every side like torchvision, the official (Megvii) code and MindCV's current V1, and the average
     counts the padding (PyTorch's ``count_include_pad=True``).
     """
-    if pool_padding not in POOL_PADDINGS:
-        raise ValueError(f"unknown pool_padding {pool_padding!r}: choose one of {', '.join(POOL_PADDINGS)}")
+    pool_padding = choose("pool_padding", pool_padding, POOL_PADDINGS)
     if kind == "max":
         if pool_padding == "same":
             pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")

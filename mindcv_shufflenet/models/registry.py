@@ -1,32 +1,54 @@
-"""Model registry: ``create_model(name, ...)`` and ``list_models()``, with MindCV's names and signature."""
+"""Model registry: ``create_model(name, ...)``, ``list_models()`` and each model's facts (``model_info``), with
+MindCV's names and signature."""
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
 import re
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Union
 
 from mindspore import nn
 
-_MODELS: Dict[str, Callable[..., nn.Cell]] = {}
+from .metadata import ModelInfo
+
+Builder = Callable[..., nn.Cell]
+_MODELS: Dict[str, Builder] = {}
+_INFO: Dict[str, ModelInfo] = {}
 
 # MindCV releases before 0.2 named V1 models like "shufflenet_v1_g3_x1_0"; their YAML files still do.
 _LEGACY_V1_NAME = re.compile(r"^shufflenet_v1_g(\d)_x(\d)_(\d)$")
 
 
-def register_model(fn: Callable[..., nn.Cell]) -> Callable[..., nn.Cell]:
-    """Register a builder ``fn(pretrained=False, num_classes=1000, in_channels=3, **kwargs)`` by its name."""
-    name = fn.__name__
-    if name in _MODELS:
-        raise ValueError(f"model {name!r} is registered twice")
-    _MODELS[name] = fn
-    return fn
+def register_model(info: Union[ModelInfo, Builder, None] = None) -> Union[Builder, Callable[[Builder], Builder]]:
+    """Register a builder ``fn(pretrained=False, num_classes=1000, in_channels=3, **kwargs)`` by its name, with
+    its facts: ``@register_model(ModelInfo(...))`` above the builder (``@register_model`` alone: no facts
+    beyond the defaults)."""
+    if callable(info):
+        return register_model()(info)
+
+    def register(fn: Builder) -> Builder:
+        name = fn.__name__
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _MODELS[name] = fn
+        _INFO[name] = info or ModelInfo()
+        return fn
+
+    return register
 
 
-def list_models(pattern: str = "*") -> List[str]:
-    """Registered model names matching a shell-style pattern, e.g. ``list_models("shufflenet_v2*")``."""
-    return sorted(name for name in _MODELS if fnmatch.fnmatch(name, pattern))
+def list_models(pattern: str = "*", pretrained: bool = False) -> List[str]:
+    """Registered model names matching a shell-style pattern, e.g. ``list_models("shufflenet_v2*")``; with
+    ``pretrained=True`` only those with released weights."""
+    return sorted(name for name in _MODELS
+                  if fnmatch.fnmatch(name, pattern) and (not pretrained or _INFO[name].weights is not None))
+
+
+def model_info(model_name: str) -> ModelInfo:
+    """The facts registered with a model (MindCV's legacy V1 names are accepted): released weights,
+    preprocessing, pool padding, published figures."""
+    return _INFO[canonical_model_name(model_name)]
 
 
 def canonical_model_name(name: str) -> str:

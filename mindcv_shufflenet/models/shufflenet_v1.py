@@ -16,7 +16,8 @@ from mindspore import Tensor, nn, ops
 
 from .layers import (ChannelShuffle, DepthwiseConv2d, GlobalAvgPool, downsample_pool, init_like_mindcv,
                      stem_conv)
-from .registry import register_model
+from .metadata import MINDCV_TOP1, ModelInfo, PublishedFigures, Reported, mindcv_release
+from .registry import model_info, register_model
 from .weights import load_pretrained
 
 __all__ = ["ShuffleNetV1", "ShuffleV1Block", "SHUFFLENET_V1_CHANNELS"]
@@ -186,108 +187,162 @@ def _check_channels(channels: Sequence[int], groups: int, stage_repeats: Sequenc
 
 def _v1(groups: int, width: str, pretrained: bool, num_classes: int, in_channels: int,
         **kwargs) -> ShuffleNetV1:
+    name = f"shufflenet_v1_g{groups}_{width}"
+    kwargs.setdefault("pool_padding", model_info(name).pool_padding)
     model = ShuffleNetV1(SHUFFLENET_V1_CHANNELS[groups][width], groups=groups, num_classes=num_classes,
                          in_channels=in_channels, **kwargs)
     if pretrained:
-        load_pretrained(model, f"shufflenet_v1_g{groups}_{width}")
+        load_pretrained(model, name)
     return model
+
+
+# Sources of the published figures below (FLOPs are multiply-adds).
+PAPER = "ShuffleNet V1 paper (Zhang et al., CVPR 2018), Table 1"
+OFFICIAL_FLOPS = "official code (megvii-model/ShuffleNet-Series), ShuffleNetV1 model table"
+OFFICIAL = OFFICIAL_FLOPS + ": 100 - top-1 error"
 
 
 @register_model
 def shufflenet_v1_g1_05(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 0.5x with 1 group (stages 72/144/288)."""
     return _v1(1, "05", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    published=PublishedFigures(mflops=Reported(143, PAPER)),
+))
 def shufflenet_v1_g1_10(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 1.0x with 1 group (stages 144/288/576)."""
     return _v1(1, "10", pretrained, num_classes, in_channels, **kwargs)
 
 
 @register_model
 def shufflenet_v1_g1_15(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 1.5x with 1 group (stages 216/432/864)."""
     return _v1(1, "15", pretrained, num_classes, in_channels, **kwargs)
 
 
 @register_model
 def shufflenet_v1_g1_20(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 2.0x with 1 group (stages 288/576/1152)."""
     return _v1(1, "20", pretrained, num_classes, in_channels, **kwargs)
 
 
 @register_model
 def shufflenet_v1_g2_05(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 0.5x with 2 groups (stages 104/208/416)."""
     return _v1(2, "05", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    published=PublishedFigures(mflops=Reported(140, PAPER)),
+))
 def shufflenet_v1_g2_10(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 1.0x with 2 groups (stages 200/400/800)."""
     return _v1(2, "10", pretrained, num_classes, in_channels, **kwargs)
 
 
 @register_model
 def shufflenet_v1_g2_15(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 1.5x with 2 groups (stages 304/608/1216)."""
     return _v1(2, "15", pretrained, num_classes, in_channels, **kwargs)
 
 
 @register_model
 def shufflenet_v1_g2_20(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 2.0x with 2 groups (stages 400/800/1600)."""
     return _v1(2, "20", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    weights=mindcv_release("shufflenetv1/shufflenet_v1_g3_05-42cfe109.ckpt", "42cfe109"),
+    published=PublishedFigures(mflops=Reported(38, OFFICIAL_FLOPS), top1_mindcv=Reported(57.05, MINDCV_TOP1),
+                               top1_official=Reported(57.3, OFFICIAL)),
+))
 def shufflenet_v1_g3_05(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 0.5x with 3 groups (stages 120/240/480)."""
     return _v1(3, "05", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    weights=mindcv_release("shufflenetv1/shufflenet_v1_g3_10-245f0ccf.ckpt", "245f0ccf"),
+    published=PublishedFigures(mflops=Reported(138, OFFICIAL_FLOPS), top1_mindcv=Reported(67.77, MINDCV_TOP1),
+                               top1_official=Reported(67.8, OFFICIAL)),
+))
 def shufflenet_v1_g3_10(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 1.0x with 3 groups (stages 240/480/960)."""
     return _v1(3, "10", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    published=PublishedFigures(mflops=Reported(292, OFFICIAL_FLOPS), top1_official=Reported(71.6, OFFICIAL)),
+))
 def shufflenet_v1_g3_15(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 1.5x with 3 groups (stages 360/720/1440)."""
     return _v1(3, "15", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    published=PublishedFigures(mflops=Reported(524, OFFICIAL_FLOPS), top1_official=Reported(74.1, OFFICIAL)),
+))
 def shufflenet_v1_g3_20(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 2.0x with 3 groups (stages 480/960/1920)."""
     return _v1(3, "20", pretrained, num_classes, in_channels, **kwargs)
 
 
 @register_model
 def shufflenet_v1_g4_05(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 0.5x with 4 groups (stages 144/288/576)."""
     return _v1(4, "05", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    published=PublishedFigures(mflops=Reported(133, PAPER)),
+))
 def shufflenet_v1_g4_10(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 1.0x with 4 groups (stages 272/544/1088)."""
     return _v1(4, "10", pretrained, num_classes, in_channels, **kwargs)
 
 
 @register_model
 def shufflenet_v1_g4_15(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 1.5x with 4 groups (stages 416/832/1664)."""
     return _v1(4, "15", pretrained, num_classes, in_channels, **kwargs)
 
 
 @register_model
 def shufflenet_v1_g4_20(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 2.0x with 4 groups (stages 544/1088/2176)."""
     return _v1(4, "20", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    published=PublishedFigures(mflops=Reported(40, OFFICIAL_FLOPS), top1_official=Reported(58.8, OFFICIAL)),
+))
 def shufflenet_v1_g8_05(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 0.5x with 8 groups (stages 192/384/768)."""
     return _v1(8, "05", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    published=PublishedFigures(mflops=Reported(138, OFFICIAL_FLOPS), top1_official=Reported(68.0, OFFICIAL)),
+))
 def shufflenet_v1_g8_10(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 1.0x with 8 groups (stages 384/768/1536)."""
     return _v1(8, "10", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    published=PublishedFigures(mflops=Reported(290, OFFICIAL_FLOPS), top1_official=Reported(71.0, OFFICIAL)),
+))
 def shufflenet_v1_g8_15(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 1.5x with 8 groups (stages 576/1152/2304)."""
     return _v1(8, "15", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    published=PublishedFigures(mflops=Reported(522, OFFICIAL_FLOPS), top1_official=Reported(72.9, OFFICIAL)),
+))
 def shufflenet_v1_g8_20(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
+    """ShuffleNet V1 2.0x with 8 groups (stages 768/1536/3072)."""
     return _v1(8, "20", pretrained, num_classes, in_channels, **kwargs)

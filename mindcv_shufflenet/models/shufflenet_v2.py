@@ -14,7 +14,8 @@ from mindspore import Tensor, nn, ops
 
 from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, downsample_pool, init_like_mindcv,
                      stem_conv)
-from .registry import register_model
+from .metadata import MINDCV_PARAMS, MINDCV_TOP1, ModelInfo, PublishedFigures, Reported, mindcv_release
+from .registry import model_info, register_model
 from .weights import load_pretrained
 
 __all__ = ["ShuffleNetV2", "ShuffleV2Block", "SHUFFLENET_V2_CHANNELS"]
@@ -190,27 +191,54 @@ def _check_channels(channels: Sequence[int], stage_repeats: Sequence[int]) -> No
 
 
 def _v2(width: str, pretrained: bool, num_classes: int, in_channels: int, **kwargs) -> ShuffleNetV2:
+    name = f"shufflenet_v2_{width}"
+    kwargs.setdefault("pool_padding", model_info(name).pool_padding)
     model = ShuffleNetV2(SHUFFLENET_V2_CHANNELS[width], num_classes=num_classes, in_channels=in_channels, **kwargs)
     if pretrained:
-        load_pretrained(model, f"shufflenet_v2_{width}")
+        load_pretrained(model, name)
     return model
 
 
-@register_model
+# Sources of the published figures below (FLOPs are multiply-adds).
+PAPER = "ShuffleNet V2 paper (Ma et al., ECCV 2018), Table 5"
+OFFICIAL = "official code (megvii-model/ShuffleNet-Series), ShuffleNetV2 model table: 100 - top-1 error"
+
+
+@register_model(ModelInfo(
+    weights=mindcv_release("shufflenetv2/shufflenet_v2_x0_5-8c841061.ckpt", "8c841061"),
+    published=PublishedFigures(mflops=Reported(41, PAPER), params_m=Reported(1.37, MINDCV_PARAMS),
+                               top1_mindcv=Reported(60.53, MINDCV_TOP1), top1_official=Reported(61.1, OFFICIAL)),
+))
 def shufflenet_v2_x0_5(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
+    """ShuffleNet V2 0.5x (stages 48/96/192, conv5 1024)."""
     return _v2("x0_5", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    weights=mindcv_release("shufflenetv2/shufflenet_v2_x1_0-0da4b7fa.ckpt", "0da4b7fa"),
+    published=PublishedFigures(mflops=Reported(146, PAPER), params_m=Reported(2.29, MINDCV_PARAMS),
+                               top1_mindcv=Reported(69.47, MINDCV_TOP1), top1_official=Reported(69.4, OFFICIAL)),
+))
 def shufflenet_v2_x1_0(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
+    """ShuffleNet V2 1.0x (stages 116/232/464, conv5 1024)."""
     return _v2("x1_0", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    weights=mindcv_release("shufflenetv2/shufflenet_v2_x1_5-00b56131.ckpt", "00b56131"),
+    published=PublishedFigures(mflops=Reported(299, PAPER), params_m=Reported(3.53, MINDCV_PARAMS),
+                               top1_mindcv=Reported(72.79, MINDCV_TOP1), top1_official=Reported(72.6, OFFICIAL)),
+))
 def shufflenet_v2_x1_5(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
+    """ShuffleNet V2 1.5x (stages 176/352/704, conv5 1024)."""
     return _v2("x1_5", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(ModelInfo(
+    weights=mindcv_release("shufflenetv2/shufflenet_v2_x2_0-ed8e698d.ckpt", "ed8e698d"),
+    published=PublishedFigures(mflops=Reported(591, PAPER), params_m=Reported(7.44, MINDCV_PARAMS),
+                               top1_mindcv=Reported(75.07, MINDCV_TOP1), top1_official=Reported(75.0, OFFICIAL)),
+))
 def shufflenet_v2_x2_0(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
+    """ShuffleNet V2 2.0x (stages 244/488/976, conv5 2048)."""
     return _v2("x2_0", pretrained, num_classes, in_channels, **kwargs)

@@ -17,6 +17,7 @@ import numpy as np
 from mindspore import nn
 
 from ..convert.mindcv_v1 import grouped_from_split_convs
+from .registry import list_models, model_info
 
 # What a training checkpoint holds besides the network: optimizer slots, EMA copies, loss-scale and
 # progress counters. Ignored when loading a network (``ema=True`` takes the EMA copy instead).
@@ -28,16 +29,6 @@ AUXILIARY_NAMES = frozenset({
     "loss_scale_counter", "ema_updates", "accum_step", "epoch", "best_top1", "best_epoch", "top1", "top5",
 })
 
-RELEASE_URL = "https://download.mindspore.cn/toolkits/mindcv/shufflenet/"
-# MindCV's released ImageNet checkpoints (trained on Ascend 910 with MindCV's recipes).
-RELEASED_CHECKPOINTS = {
-    "shufflenet_v2_x0_5": "shufflenetv2/shufflenet_v2_x0_5-8c841061.ckpt",
-    "shufflenet_v2_x1_0": "shufflenetv2/shufflenet_v2_x1_0-0da4b7fa.ckpt",
-    "shufflenet_v2_x1_5": "shufflenetv2/shufflenet_v2_x1_5-00b56131.ckpt",
-    "shufflenet_v2_x2_0": "shufflenetv2/shufflenet_v2_x2_0-ed8e698d.ckpt",
-    "shufflenet_v1_g3_05": "shufflenetv1/shufflenet_v1_g3_05-42cfe109.ckpt",
-    "shufflenet_v1_g3_10": "shufflenetv1/shufflenet_v1_g3_10-245f0ccf.ckpt",
-}
 _MAX_LISTED = 12
 
 # A checkpoint written by this project (``save_checkpoint``, ``scripts/convert_weights.py``) carries a JSON
@@ -262,20 +253,21 @@ def pretrained_dir() -> Path:
 
 
 def load_pretrained(net: nn.Cell, model_name: str) -> None:
-    """Load MindCV's released ImageNet weights for ``model_name`` from :func:`pretrained_dir`.
+    """Load the released ImageNet weights of ``model_name`` (its ``model_info(...).weights``) from
+    :func:`pretrained_dir`.
 
     Nothing is downloaded at run time (training clusters are often offline); a missing file is an error
     that names the URL and the place to put it. With ``num_classes != 1000`` the classifier keeps its
     initialisation (fine-tuning), and that is printed.
     """
-    if model_name not in RELEASED_CHECKPOINTS:
+    released = model_info(model_name).weights
+    if released is None:
         raise ValueError(f"no released ImageNet weights for {model_name} (released: "
-                         f"{', '.join(RELEASED_CHECKPOINTS)}): train it, or pass checkpoint_path")
-    relative = RELEASED_CHECKPOINTS[model_name]
-    path = pretrained_dir() / relative
+                         f"{', '.join(list_models(pretrained=True))}): train it, or pass checkpoint_path")
+    path = pretrained_dir() / released.relative_path
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights for {model_name} are not at {path}: download "
-                                f"{RELEASE_URL}{relative} there, or set MINDCV_SHUFFLENET_HOME")
+                                f"{released.url} there, or set MINDCV_SHUFFLENET_HOME")
     exclude = ()
     if getattr(net, "num_classes", 1000) != 1000:
         exclude = ("classifier.",)

@@ -1,0 +1,108 @@
+"""What each registered model carries besides its builder, as timm's ``default_cfgs`` and torchvision's
+weights enums do: its released checkpoint, the preprocessing its weights expect, its pool padding, and the
+figures others published for it. An entry is written next to its builder (``@register_model(ModelInfo(...))``)
+and read through ``registry.model_info(name)`` by ``pretrained=True``, the evaluation defaults of
+``validate.py`` / ``infer.py`` and the model table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from ..constants import (CHANNEL_ORDERS, IMAGE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS,
+                         POOL_PADDINGS)
+
+# Where MindCV publishes its ShuffleNet checkpoints (one folder per family below it).
+MINDCV_RELEASE_URL = "https://download.mindspore.cn/toolkits/mindcv/shufflenet/"
+MINDCV_TOP1 = "MindCV model card (ImageNet top-1 %, Ascend 910, 8 cards)"
+MINDCV_PARAMS = "MindCV model card, Params(M) (BatchNorm statistics counted)"
+
+
+@dataclass(frozen=True)
+class ReleasedWeights:
+    """A released ImageNet checkpoint."""
+
+    url: str
+    sha256_prefix: str  # the first hex digits of the file's SHA-256, which MindCV writes into its file names
+
+    def __post_init__(self) -> None:
+        if self.sha256_prefix not in self.file_name:
+            raise ValueError(f"{self.url}: its file name does not carry its hash {self.sha256_prefix}")
+
+    @property
+    def file_name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def relative_path(self) -> str:
+        """Where the file is looked for below ``weights.pretrained_dir()``: its folder on the server and its
+        name (``shufflenetv2/shufflenet_v2_x1_0-0da4b7fa.ckpt``)."""
+        return "/".join(self.url.split("/")[-2:])
+
+
+def mindcv_release(path: str, sha256_prefix: str) -> ReleasedWeights:
+    """A checkpoint below MindCV's release folder, e.g. ``mindcv_release("shufflenetv2/x.ckpt", "8c841061")``."""
+    return ReleasedWeights(MINDCV_RELEASE_URL + path, sha256_prefix)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What the weights expect at evaluation: resize the short side to ``input_size / crop_pct``, center-crop
+    ``input_size``, order the channels, then ``(pixel - mean) / std`` per channel on the 0-255 scale. The
+    defaults are MindCV's (RGB, ImageNet statistics, 224 from 256, bilinear). Megvii's V2+ weights, for one,
+    take BGR 0-255 as it is: ``channel_order="BGR", mean=(0, 0, 0), std=(1, 1, 1)``."""
+
+    input_size: int = 224
+    crop_pct: float = 0.875
+    interpolation: str = "bilinear"
+    channel_order: str = "RGB"
+    mean: Tuple[float, ...] = IMAGENET_MEAN  # in channel_order
+    std: Tuple[float, ...] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.channel_order not in CHANNEL_ORDERS or self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS} and interpolation one of "
+                             f"{INTERPOLATIONS}, got {self.channel_order!r}, {self.interpolation!r}")
+        if len(self.mean) != IMAGE_CHANNELS or len(self.std) != IMAGE_CHANNELS or not 0 < self.crop_pct <= 1:
+            raise ValueError(f"mean and std need {IMAGE_CHANNELS} values and crop_pct must be in (0, 1], got "
+                             f"{self.mean}, {self.std}, {self.crop_pct}")
+
+    def describe(self) -> str:
+        """The input the weights take, in words: "RGB, ImageNet mean/std"."""
+        imagenet = tuple(self.mean) == IMAGENET_MEAN and tuple(self.std) == IMAGENET_STD
+        statistics = "ImageNet mean/std" if imagenet else f"mean {list(self.mean)}, std {list(self.std)}"
+        return f"{self.channel_order}, {statistics}"
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A figure published by others (not measured here), and where."""
+
+    value: float
+    source: str
+
+
+@dataclass(frozen=True)
+class PublishedFigures:
+    """Published figures of a model; None where no source gives one."""
+
+    mflops: Optional[Reported] = None  # multiply-adds at 224 x 224, millions
+    params_m: Optional[Reported] = None  # parameters, millions, counted as the source counts them
+    top1_mindcv: Optional[Reported] = None  # ImageNet top-1 (%) of MindCV's released checkpoint
+    top1_official: Optional[Reported] = None  # ImageNet top-1 (%) of the official (Megvii) code's model
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The facts of one registered model."""
+
+    weights: Optional[ReleasedWeights] = None
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    # The 3x3 stride-2 pools' padding the model is built with unless told otherwise: what its weights were
+    # trained with.
+    pool_padding: str = "same"
+    published: PublishedFigures = field(default_factory=PublishedFigures)
+
+    def __post_init__(self) -> None:
+        if self.pool_padding not in POOL_PADDINGS:
+            raise ValueError(f"pool_padding must be one of {POOL_PADDINGS}, got {self.pool_padding!r}")
