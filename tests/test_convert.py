@@ -9,14 +9,16 @@ import pytest
 import mindspore as ms
 
 from mindcv_shufflenet import create_model
-from mindcv_shufflenet.convert import (ConvertedWeights, convert_state, from_megvii_v2, from_torchvision_v2,
-                                       read_source_weights, stage_permutations)
+from mindcv_shufflenet.convert import (ConvertedWeights, convert_state, from_megvii, from_megvii_v2,
+                                       from_torchvision_v2, read_source_weights, stage_permutations)
 from mindcv_shufflenet.convert.torchvision import TORCHVISION_OPTIONS
 from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
-from mindcv_shufflenet.models import SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, load_state_dict
+from mindcv_shufflenet.models import (SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, SHUFFLENET_V2_PLUS_CHANNELS,
+                                      load_state_dict, save_checkpoint)
+from mindcv_shufflenet.models.shufflenet_v2_plus import ARCHITECTURE
 from conftest import DATA, randomize, run_eval
-from torch_layout_reference import (MegviiShuffleNetV1, MegviiShuffleNetV2, TorchvisionShuffleNetV2, calibrate,
-                                    torch_state)
+from torch_layout_reference import (MegviiShuffleNetV1, MegviiShuffleNetV2, MegviiShuffleNetV2Plus,
+                                    TorchvisionShuffleNetV2, calibrate, torch_state)
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4  # max abs logit difference the issue asks for
@@ -45,7 +47,9 @@ def torchvision_reference(channels, num_classes, seed, images):
 def megvii_reference(model, seed, bgr_images):
     """The official network with random weights, its stem scaled for 0-255 input as trained ones are
     and its BatchNorm statistics measured on ``bgr_images``."""
-    if model.startswith("shufflenet_v2"):
+    if model.startswith("shufflenet_v2_plus"):
+        ref = MegviiShuffleNetV2Plus(SHUFFLENET_V2_PLUS_CHANNELS[model.rsplit("_", 1)[-1]])
+    elif model.startswith("shufflenet_v2"):
         ref = MegviiShuffleNetV2(SHUFFLENET_V2_CHANNELS[model.rsplit("_", 2)[-2] + "_" + model.rsplit("_", 1)[-1]])
     else:
         groups, width = int(model.split("_g")[1][0]), model[-2:]
@@ -164,6 +168,32 @@ def test_official_weights_without_the_pad_value_differ_only_on_the_stem_border()
     assert differs[border].mean() > 0.5 and not differs[~border].any()
     official = run_eval(ref, rgb[:, ::-1].copy())
     assert max_diff(run_eval(exact, x.asnumpy()), official) <= TOLERANCE < max_diff(run_eval(plain, x.asnumpy()), official)
+
+
+@pytest.mark.parametrize("model", ["shufflenet_v2_plus_small", "shufflenet_v2_plus_large"])
+def test_official_v2_plus_weights_take_normalized_rgb_and_give_the_official_logits(model, tmp_path):
+    rgb = rgb_images((2, 3, SIZE - 1, SIZE - 6), seed=5)  # odd height: the stem's bottom padding is read too
+    ref = megvii_reference(model, seed=5, bgr_images=rgb[:, ::-1].copy())
+    converted = convert_state("megvii", torch_state(ref), model)
+    assert converted.matching_model() == model and "pool_padding" not in converted.options
+    assert converted.options["architecture"] == list(ARCHITECTURE)
+    save_checkpoint(converted.build(), tmp_path / "plus.ckpt", model_name=model)
+    net = create_model(model, checkpoint_path=str(tmp_path / "plus.ckpt"))  # the recorded options applied
+    official = run_eval(ref, rgb[:, ::-1].copy())  # BGR, 0-255, no mean/std
+    assert max_diff(run_eval(net, normalize(rgb)), official) <= TOLERANCE < np.abs(official).max()
+
+
+def test_official_v2_plus_weights_of_another_architecture_record_it():
+    rgb = rgb_images((2, 3, 64, 64), seed=6)
+    architecture = (2, 1, 3, 0, 3, 1)
+    ref = randomize(MegviiShuffleNetV2Plus((8, 16, 32, 48, 64, 96), num_classes=7, stage_repeats=(1, 2, 2, 1),
+                                           architecture=architecture), seed=6)
+    calibrate(ref, rgb[:, ::-1].copy(), seed=6)
+    converted = from_megvii(torch_state(ref))  # told apart from V1 / V2 by its names
+    assert (converted.architecture, converted.stage_repeats, converted.options["architecture"]) == (
+        "ShuffleNetV2Plus", (1, 2, 2, 1), list(architecture))
+    assert converted.matching_model() is None
+    assert max_diff(run_eval(converted.build(), normalize(rgb)), run_eval(ref, rgb[:, ::-1].copy())) <= TOLERANCE
 
 
 def test_official_v1_file_is_refused_for_a_v2_model():

@@ -4,9 +4,10 @@ Each follows its source's forward pass line by line and names its parameters as 
 ``torch_state(net)`` is the state dict the source would hold (BatchNorm ``weight``, ``bias``,
 ``running_mean``, ``running_var``). ``TorchvisionShuffleNetV2`` is checked against real torchvision
 outputs (``tests/data/torchvision_shufflenet_v2_tiny*.npz``); the official code cannot be installed, so
-``MegviiShuffleNetV2/V1`` are transcriptions of its ``network.py`` and ``blocks.py``
-(megvii-model/ShuffleNet-Series), except that the final ``AvgPool2d(7)`` is a global mean (the same at
-224x224, the only size that code runs at). They run in PyNative mode only.
+``MegviiShuffleNetV2/V1`` and ``MegviiShuffleNetV2Plus`` are transcriptions of its ``network.py`` and
+``blocks.py`` (megvii-model/ShuffleNet-Series: ShuffleNetV2/, ShuffleNetV1/, ShuffleNetV2+/), except that
+the final ``AvgPool2d(7)`` is a global mean (the same at 224x224, the only size that code runs at). They
+run in PyNative mode only.
 """
 
 from __future__ import annotations
@@ -169,6 +170,124 @@ class MegviiShuffleNetV1(nn.Cell):
     def construct(self, x):
         x = self.features(self.maxpool(self.first_conv(x)))
         return self.classifier(ops.mean(x, (2, 3)))
+
+
+def _hard_sigmoid(x):  # the official code's torch.clamp(x + 3, 0, 6) / 6
+    return ops.clamp(x + 3, 0, 6) / 6
+
+
+class MegviiHS(nn.Cell):
+    def construct(self, x):
+        return x * _hard_sigmoid(x)
+
+
+def _megvii_act(activation):
+    return nn.ReLU() if activation == "ReLU" else MegviiHS()
+
+
+class MegviiSELayer(nn.Cell):
+    """blocks.py's SELayer (isTensor=True): SE_opr = pool, conv C->C/4, BN, ReLU, conv C/4->C."""
+
+    def __init__(self, inplanes):
+        super().__init__()
+        self.SE_opr = nn.SequentialCell(
+            nn.AdaptiveAvgPool2d(1), _conv(inplanes, inplanes // 4, 1), nn.BatchNorm2d(inplanes // 4), nn.ReLU(),
+            _conv(inplanes // 4, inplanes, 1))
+
+    def construct(self, x):
+        return x * _hard_sigmoid(self.SE_opr(x))
+
+
+def _megvii_shuffle(old_x):  # blocks.py's channel_shuffle
+    b, c, h, w = old_x.shape
+    x = ops.transpose(ops.reshape(old_x, (b * c // 2, 2, h * w)), (1, 0, 2))
+    x = ops.reshape(x, (2, -1, c // 2, h, w))
+    return x[0], x[1]
+
+
+class MegviiPlusShufflenet(nn.Cell):
+    """blocks.py's Shufflenet unit."""
+
+    def __init__(self, inp, oup, base_mid_channels, ksize, stride, activation, useSE):
+        super().__init__()
+        self.stride = stride
+        outputs = oup - inp
+        layers = [_conv(inp, base_mid_channels, 1), nn.BatchNorm2d(base_mid_channels), _megvii_act(activation),
+                  _conv(base_mid_channels, base_mid_channels, ksize, stride, group=base_mid_channels),
+                  nn.BatchNorm2d(base_mid_channels),
+                  _conv(base_mid_channels, outputs, 1), nn.BatchNorm2d(outputs), _megvii_act(activation)]
+        if useSE:
+            layers.append(MegviiSELayer(outputs))
+        self.branch_main = nn.SequentialCell(layers)
+        if stride == 2:
+            self.branch_proj = nn.SequentialCell(
+                _conv(inp, inp, ksize, stride, group=inp), nn.BatchNorm2d(inp),
+                _conv(inp, inp, 1), nn.BatchNorm2d(inp), _megvii_act(activation))
+
+    def construct(self, old_x):
+        if self.stride == 1:
+            x_proj, x = _megvii_shuffle(old_x)
+            return ops.concat((x_proj, self.branch_main(x)), axis=1)
+        return ops.concat((self.branch_proj(old_x), self.branch_main(old_x)), axis=1)
+
+
+class MegviiPlusXception(nn.Cell):
+    """blocks.py's Shuffle_Xception unit (stride 1, as the searched architecture uses it)."""
+
+    def __init__(self, inp, oup, base_mid_channels, stride, activation, useSE):
+        super().__init__()
+        assert stride == 1
+        outputs = oup - inp
+        layers = [_conv(inp, inp, 3, stride, group=inp), nn.BatchNorm2d(inp),
+                  _conv(inp, base_mid_channels, 1), nn.BatchNorm2d(base_mid_channels), _megvii_act(activation),
+                  _conv(base_mid_channels, base_mid_channels, 3, stride, group=base_mid_channels),
+                  nn.BatchNorm2d(base_mid_channels),
+                  _conv(base_mid_channels, base_mid_channels, 1), nn.BatchNorm2d(base_mid_channels),
+                  _megvii_act(activation),
+                  _conv(base_mid_channels, base_mid_channels, 3, stride, group=base_mid_channels),
+                  nn.BatchNorm2d(base_mid_channels),
+                  _conv(base_mid_channels, outputs, 1), nn.BatchNorm2d(outputs), _megvii_act(activation)]
+        if useSE:
+            layers.append(MegviiSELayer(outputs))
+        self.branch_main = nn.SequentialCell(layers)
+
+    def construct(self, old_x):
+        x_proj, x = _megvii_shuffle(old_x)
+        return ops.concat((x_proj, self.branch_main(x)), axis=1)
+
+
+class MegviiShuffleNetV2Plus(nn.Cell):
+    """ShuffleNetV2+/network.py's ShuffleNetV2_Plus; input BGR 0-255."""
+
+    def __init__(self, channels, num_classes=1000, stage_repeats=(4, 4, 8, 4),
+                 architecture=(0, 0, 3, 1, 1, 1, 0, 0, 2, 0, 2, 1, 1, 0, 2, 0, 2, 1, 3, 2)):
+        super().__init__()
+        stem, *stages, last = channels
+        self.first_conv = nn.SequentialCell(_conv(3, stem, 3, 2), nn.BatchNorm2d(stem), MegviiHS())
+        units, input_channel, arch = [], stem, iter(architecture)
+        for idxstage, (output_channel, numrepeat) in enumerate(zip(stages, stage_repeats)):
+            activation = "HS" if idxstage >= 1 else "ReLU"
+            use_se = idxstage >= 2
+            for i in range(numrepeat):
+                inp, outp, stride = (input_channel, output_channel, 2) if i == 0 else \
+                    (input_channel // 2, output_channel, 1)
+                choice = next(arch)
+                if choice == 3:
+                    units.append(MegviiPlusXception(inp, outp, outp // 2, stride, activation, use_se))
+                else:
+                    units.append(MegviiPlusShufflenet(inp, outp, outp // 2, (3, 5, 7)[choice], stride, activation,
+                                                      use_se))
+                input_channel = output_channel
+        self.features = nn.SequentialCell(units)
+        self.conv_last = nn.SequentialCell(_conv(input_channel, last, 1), nn.BatchNorm2d(last), MegviiHS())
+        self.LastSE = MegviiSELayer(last)
+        self.fc = nn.SequentialCell(nn.Dense(last, last, has_bias=False), MegviiHS())
+        self.classifier = nn.SequentialCell(nn.Dense(last, num_classes, has_bias=False))
+
+    def construct(self, x):
+        x = self.conv_last(self.features(self.first_conv(x)))
+        x = self.LastSE(ops.mean(x, (2, 3), True))
+        return self.classifier(self.fc(ops.reshape(x, (x.shape[0], -1))))
 
 
 def calibrate(net: nn.Cell, images: np.ndarray, seed: int = 0) -> nn.Cell:

@@ -2,8 +2,8 @@
 
 - :func:`grouped_from_split_convs`: MindCV main's split-conv V1 layout (applied when loading).
 - :func:`from_torchvision_v2`: torchvision's ShuffleNetV2 (names, channel order, widths, fc bias).
-- :func:`from_megvii_v2`, :func:`from_megvii_v1`: the official code's, with its BGR 0-255 input folded
-  into the stem conv and BatchNorm.
+- :func:`from_megvii_v2`, :func:`from_megvii_v1`, :func:`from_megvii_v2_plus`: the official code's, with
+  its BGR 0-255 input folded into the stem conv and BatchNorm.
 - :func:`convert_state`: any of the last two by source name, checked against a registered model.
 
 PyTorch is needed only to read ``.pth`` files (:func:`read_source_weights`); ``.npz`` and
@@ -17,12 +17,13 @@ from typing import Mapping, Optional
 import numpy as np
 
 from .common import SOURCES, ConvertedWeights, read_source_weights
-from .megvii import fold_bgr255_stem, from_megvii, from_megvii_v1, from_megvii_v2
+from .megvii import fold_bgr255_stem, from_megvii, from_megvii_v1, from_megvii_v2, from_megvii_v2_plus
 from .mindcv_v1 import grouped_from_split_convs
 from .torchvision import from_torchvision_v2, stage_permutations
 
 __all__ = [
-    "grouped_from_split_convs", "from_torchvision_v2", "from_megvii_v2", "from_megvii_v1", "from_megvii",
+    "grouped_from_split_convs", "from_torchvision_v2", "from_megvii_v2", "from_megvii_v1", "from_megvii_v2_plus",
+    "from_megvii",
     "fold_bgr255_stem", "stage_permutations", "convert_state", "read_source_weights", "ConvertedWeights",
     "SOURCES",
 ]
@@ -53,6 +54,8 @@ def convert_state(source: str, state: Mapping[str, np.ndarray], model_name: Opti
         converted = from_torchvision_v2(state)
     elif name and name.startswith("shufflenet_v1"):
         converted = from_megvii_v1(state, exact_border=exact_border)
+    elif name and name.startswith("shufflenet_v2_plus"):
+        converted = from_megvii_v2_plus(state, exact_border=exact_border)
     elif name:
         converted = from_megvii_v2(state, exact_border=exact_border)
     else:
