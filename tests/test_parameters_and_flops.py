@@ -50,8 +50,12 @@ def test_v2_parameter_counts_equal_mindcv(model):
     assert (counts.trainable, counts.total) == MINDCV_PARAMS[model]
 
 
+# Published parameter counts that leave the auxiliary heads out (the official ExLarge README's 254.7 M).
+PUBLISHED_WITHOUT_AUX_HEADS = {"shufflenet_v2_exlarge"}
+
+
 def test_every_published_figure_of_the_papers_is_recorded():
-    assert len(PUBLISHED_MFLOPS) == 15 + 4 and len(PUBLISHED_PARAMS_M) == 4 + 3
+    assert len(PUBLISHED_MFLOPS) == 15 + 6 and len(PUBLISHED_PARAMS_M) == 4 + 5
 
 
 @pytest.mark.parametrize("model", [name for name in sorted(PUBLISHED_PARAMS_M)
@@ -65,7 +69,8 @@ def test_v2_parameter_counts_round_to_mindcvs_published_table(model):
 def test_parameter_counts_match_the_published_within_2_percent(model):
     counts = model_counts(model)  # analytic for the families that provide a counter
     published = model_info(model).published.params_m
-    counted = counts.params.total if published.source == MINDCV_PARAMS_SOURCE else counts.params.trainable
+    params = counts.inference_params if model in PUBLISHED_WITHOUT_AUX_HEADS else counts.params
+    counted = params.total if published.source == MINDCV_PARAMS_SOURCE else params.trainable
     assert counted / 1e6 == pytest.approx(published.value, rel=0.02)
 
 

@@ -23,12 +23,12 @@ SOURCES = ("torchvision", "megvii")
 class ConvertedWeights:
     """Weights in this project's names and layout, with the architecture they fit.
 
-    ``build()`` makes the network (the class ``architecture`` names, with ``channels``, ``groups`` (V1),
+    ``build()`` makes the network (the class ``architecture`` names, with ``channels``, ``groups`` (V1, Large),
     ``stage_repeats``, ``num_classes`` and ``options``) and loads ``state`` into it strictly.
     """
 
     state: Dict[str, np.ndarray]
-    architecture: str  # the network class in ``models``: "ShuffleNetV2", "ShuffleNetV1", "ShuffleNetV2Plus"
+    architecture: str  # the network class in ``models``: ShuffleNetV2, ShuffleNetV1, ShuffleNetV2Plus, ...
     channels: Tuple[int, ...]
     stage_repeats: Tuple[int, ...]
     num_classes: int
@@ -49,9 +49,18 @@ class ConvertedWeights:
 
     def matching_model(self) -> Optional[str]:
         """The registered model name whose channel table these weights have (None for other widths)."""
-        from ..models import (SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, SHUFFLENET_V2_PLUS_CHANNELS,
-                              shufflenet_v2_plus)
+        from ..models import (SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, SHUFFLENET_V2_LARGE_CONFIGS,
+                              SHUFFLENET_V2_PLUS_CHANNELS, shufflenet_v2_plus)
 
+        if self.architecture == "ShuffleNetV2Large":
+            variant = self.options.get("variant")
+            config = SHUFFLENET_V2_LARGE_CONFIGS.get(variant, {})
+            same = all(tuple(config.get(key, ())) == tuple(value) for key, value in (
+                ("channels", self.channels), ("stage_repeats", self.stage_repeats),
+                ("aux_channels", self.options.get("aux_channels", config.get("aux_channels", ())))))
+            official = same and self.groups == config["groups"] and self.options.get("se_reduction") == config[
+                "se_reduction"] if config else False
+            return f"shufflenet_v2_{variant}" if official else None
         if self.architecture == "ShuffleNetV2Plus":
             official = (tuple(self.stage_repeats) == shufflenet_v2_plus.STAGE_REPEATS
                         and tuple(self.options.get("architecture", ())) == shufflenet_v2_plus.ARCHITECTURE)
