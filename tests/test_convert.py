@@ -200,7 +200,8 @@ def test_official_v2_plus_weights_of_another_architecture_record_it():
 
 # The official V2.Large / ExLarge structure at reduced widths and depths (the full ones hold 140 / 271 M parameters).
 LARGE_REDUCED = {False: dict(stem=(8, 8, 16), outputs=(8, 16, 32, 64), repeats=(2, 2, 3, 2), groups=4, last=48),
-                 True: dict(stem=(8, 16, 32), outputs=(16, 32, 64, 128), repeats=(2, 2, 3, 2), groups=4, aux=(8, 16, 24))}
+                 True: dict(stem=(8, 16, 32), outputs=(16, 32, 64, 128), repeats=(2, 2, 3, 2), groups=4,
+                            aux=(8, 16, 24))}
 
 
 def large_reference(exlarge, seed, bgr_images, with_heads=True):

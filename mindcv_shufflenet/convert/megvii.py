@@ -20,8 +20,9 @@ window lies inside the image. At the border the official conv reads zero padding
 which is ``-mean / std`` after normalization, not the 0 this network pads with; no choice of weights
 repairs that, because a conv's bias cannot vary with position. So the converted weights record
 ``stem_pad_value = -mean / std``: the stem conv then pads with the normalized black pixel and the
-conversion is exact everywhere (V2.Large: see :func:`from_megvii_v2_large`). ``exact_border=False`` leaves it out (a plain network, MindCV's
-structure), which changes the stem's output on its first row and column (and last, for odd sizes).
+conversion is exact everywhere (V2.Large: see :func:`from_megvii_v2_large`). ``exact_border=False``
+leaves it out (a plain network, MindCV's structure), which changes the stem's output on its first row and
+column (and last, for odd sizes).
 """
 
 from __future__ import annotations

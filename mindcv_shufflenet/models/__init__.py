@@ -14,7 +14,8 @@ from .weights import (CheckpointMismatchError, checkpoint_record, load_checkpoin
 __all__ = [
     "create_model", "list_models", "model_info", "register_model",
     "ModelInfo", "Preprocessing", "PublishedFigures", "ReleasedWeights", "Reported",
-    "ShuffleNetV1", "ShuffleNetV2", "ShuffleNetV2Plus", "ShuffleNetV2Large", "SHUFFLENET_V2_LARGE_CONFIGS", "SHUFFLENET_V1_CHANNELS", "SHUFFLENET_V2_CHANNELS",
+    "ShuffleNetV1", "ShuffleNetV2", "ShuffleNetV2Plus", "ShuffleNetV2Large", "SHUFFLENET_V2_LARGE_CONFIGS",
+    "SHUFFLENET_V1_CHANNELS", "SHUFFLENET_V2_CHANNELS",
     "SHUFFLENET_V2_50_CHANNELS", "SHUFFLENET_V2_PLUS_CHANNELS",
     "count_params", "count_macs", "model_counts", "ParamCount", "Counts",
     "load_checkpoint", "load_state_dict", "load_pretrained", "CheckpointMismatchError",

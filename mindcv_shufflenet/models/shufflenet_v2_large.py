@@ -77,7 +77,8 @@ class LargeUnit(nn.Cell):
             raise ValueError(f"a LargeUnit without projection keeps its size: got {half_in} -> {half}, stride {stride}")
         self.split = EvenOddSplit()
         self.proj = nn.SequentialCell(_conv_bn(half_in, half, 3, eps, stride, relu=False)) if project else None
-        self.branch_main = nn.SequentialCell(_conv_bn(half_in, half, 1, eps) + _conv_bn(half, half, 3, eps, stride, groups)
+        self.branch_main = nn.SequentialCell(_conv_bn(half_in, half, 1, eps)
+                                             + _conv_bn(half, half, 3, eps, stride, groups)
                                              + _conv_bn(half, half, 1, eps, relu=False))
         self.se = _se(half, se_reduction)
         self.relu = nn.ReLU()
@@ -284,9 +285,9 @@ def _check(channels: Sequence[int], variant: str, stage_repeats: Sequence[int], 
                          f"2 * groups = {2 * groups}, got {tuple(channels)}")
 
 
-def count_v2_large(variant: str, num_classes: int = 1000, image_size: int = 224, channels: Optional[Sequence[int]] = None,
-                   stage_repeats: Optional[Sequence[int]] = None, groups: Optional[int] = None,
-                   aux_channels: Optional[Sequence[int]] = None, aux_heads: bool = True,
+def count_v2_large(variant: str, num_classes: int = 1000, image_size: int = 224,
+                   channels: Optional[Sequence[int]] = None, stage_repeats: Optional[Sequence[int]] = None,
+                   groups: Optional[int] = None, aux_channels: Optional[Sequence[int]] = None, aux_heads: bool = True,
                    se_reduction: Optional[int] = None) -> Counts:
     """Parameters and multiply-adds of ``ShuffleNetV2Large(channels, variant, ...)`` without building it;
     the auxiliary heads' parameters are in ``params`` and ``aux_params``, their multiply-adds nowhere (eval)."""
