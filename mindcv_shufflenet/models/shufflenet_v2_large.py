@@ -363,8 +363,7 @@ def _large(variant: str, pretrained: bool, num_classes: int, in_channels: int, *
 
 LARGE_README = "official code (megvii-model/ShuffleNet-Series), ShuffleNetV2.Large README: 100 - top-1 error"
 EXLARGE_README = "official code (megvii-model/ShuffleNet-Series), ShuffleNetV2.ExLarge README: 100 - top-1 error"
-LARGE_PARAMS = ("official code, ShuffleNetV2.Large README (the count with the auxiliary heads; "
-                "the V2 paper's Table 6 gives 140.7 M for SE-ShuffleNet v2-164)")
+LARGE_PARAMS = "official code, ShuffleNetV2.Large README (the count with the auxiliary heads)"
 EXLARGE_PARAMS = "official code, ShuffleNetV2.ExLarge README (the count without the auxiliary heads)"
 # The official evaluation input: BGR 0-255 after OpenCV's bilinear resize to 256 and a 224 center crop.
 BGR_255 = Preprocessing(channel_order="BGR", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
