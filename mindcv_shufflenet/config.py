@@ -23,9 +23,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import yaml
 
-from .constants import (AMP_LEVELS, DEFAULT_MILESTONES, DEVICES, IMAGE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD,
-                        INTERPOLATIONS, JIT_LEVELS, LOSSES, MODES, OPTIMIZERS, POOL_PADDINGS, SCHEDULERS,
-                        WEIGHT_DECAY_FILTERS, choose)
+from .constants import (AMP_LEVELS, CROP_PCT, DEFAULT_MILESTONES, DEVICES, IMAGE_CHANNELS, IMAGE_SIZE,
+                        IMAGENET_MEAN, IMAGENET_STD, INTERPOLATION, INTERPOLATIONS, JIT_LEVELS, LOSSES, MODES,
+                        OPTIMIZERS, POOL_PADDINGS, SCHEDULERS, WEIGHT_DECAY_FILTERS, choose)
 
 
 class ConfigError(ValueError):
@@ -76,14 +76,14 @@ OPTIONS: List[Option] = [
     _o("drop_remainder", "bool", True, "drop the last incomplete training batch"),
     _o("aug_repeats", "int", 0, "repeated augmentation: copies of each image per epoch (0 or 1: off)"),
     # augmentation
-    _o("image_resize", "int", 224, "training crop and evaluation size"),
+    _o("image_resize", "int", IMAGE_SIZE, "training crop and evaluation size"),
     _o("scale", "floats", (0.08, 1.0), "RandomResizedCrop area range"),
     _o("ratio", "floats", (0.75, 1.333), "RandomResizedCrop aspect-ratio range"),
     _o("hflip", "float", 0.5, "horizontal flip probability"),
     _o("vflip", "float", 0.0, "vertical flip probability"),
     _o("color_jitter", "jitter", 0.4, "brightness/contrast/saturation[/hue] jitter (one value or a list)",
        optional=True),
-    _o("interpolation", "str", "bilinear", "resize interpolation", INTERPOLATIONS),
+    _o("interpolation", "str", INTERPOLATION, "resize interpolation", INTERPOLATIONS),
     _o("auto_augment", "str", None, "autoaug[-mstd0.5], autoaugr, randaug-m9-n2-mstd0.5, trivialaugwide",
        optional=True),
     _o("aug_splits", "int", 0, "MindCV's AugMix splits (not supported: 0)"),
@@ -94,7 +94,7 @@ OPTIONS: List[Option] = [
     _o("re_max_attempts", "int", 10, "random erasing attempts"),
     _o("mean", "floats", IMAGENET_MEAN, "per-channel mean (R, G, B), 0-255 scale"),
     _o("std", "floats", IMAGENET_STD, "per-channel std (R, G, B), 0-255 scale"),
-    _o("crop_pct", "float", 0.875, "evaluation: resize to image_resize / crop_pct, then center-crop"),
+    _o("crop_pct", "float", CROP_PCT, "evaluation: resize to image_resize / crop_pct, then center-crop"),
     _o("mixup", "float", 0.0, "mixup beta-distribution alpha (0: off)"),
     _o("cutmix", "float", 0.0, "cutmix beta-distribution alpha (0: off)"),
     _o("cutmix_prob", "float", 1.0, "probability of applying mixup/cutmix to a batch"),

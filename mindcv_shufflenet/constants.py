@@ -16,6 +16,11 @@ IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "area")
+# MindCV's image size and evaluation preprocessing: resize the short side to IMAGE_SIZE / CROP_PCT (256),
+# center-crop IMAGE_SIZE, bilinear.
+IMAGE_SIZE = 224
+CROP_PCT = 0.875
+INTERPOLATION = "bilinear"
 # Padding of the 3x3 stride-2 pools: MindSpore's pad_mode="same" (MindCV) or one on every side (official).
 POOL_PADDINGS = ("same", "symmetric")
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")

@@ -8,6 +8,7 @@ convolutions without knowing about oneDNN. Every default here yields to a value 
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import platform
 import random
@@ -231,6 +232,28 @@ class RunError(RuntimeError):
     """A run that started but cannot go on; the message says why (exit status 1, no traceback)."""
 
 
+class _CliFormatter(logging.Formatter):
+    """A message as it is, or ``warning: ...`` / ``error: ...`` (with whose process it is, under msrun)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}{_process_role()}: {message}"
+        return message
+
+
+def configure_logging(debug: bool = False) -> None:
+    """Show the package's log messages on stderr, as a command line should: information as it is, warnings
+    and errors prefixed; with ``debug`` also debug messages. Library code only logs; this is for the CLIs."""
+    package = logging.getLogger(__package__)
+    if not any(getattr(handler, "cli_handler", False) for handler in package.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_CliFormatter())
+        handler.cli_handler = True
+        package.addHandler(handler)
+    package.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
 def run_cli(main: Callable[[], int], debug: bool = False) -> None:
     """Run a command-line entry point and exit with its status, without MindSpore's exit noise.
 
@@ -238,8 +261,10 @@ def run_cli(main: Callable[[], int], debug: bool = False) -> None:
     when the interpreter tears its modules down. Collecting them while the modules are still intact
     avoids that. Errors meant for the user are printed as one ``error: ...`` line: bad input
     (ValueError, FileNotFoundError) exits 2, a run that had to stop (RunError) exits 1. ``debug=True``
-    (the ``--debug`` flag) shows the traceback instead.
+    (the ``--debug`` flag) shows the traceback instead, and debug log messages. The package's log messages
+    reach stderr (:func:`configure_logging`).
     """
+    configure_logging(debug)
     try:
         status = main()
     except (ValueError, FileNotFoundError, RunError) as err:

@@ -1,5 +1,6 @@
 """Checkpoints carry the model options their weights need; fine-tuning replaces only the classifier."""
 
+import logging
 import re
 import subprocess
 import sys
@@ -91,11 +92,12 @@ def test_mindspore_and_mindcv_loaders_skip_the_record(tmp_path):
     assert not_loaded == [] and extra == [META_KEY]
 
 
-def test_finetuning_reinitialises_the_classifier_and_loads_everything_else(tmp_path, capsys):
+def test_finetuning_reinitialises_the_classifier_and_loads_everything_else(tmp_path, caplog):
     source = randomize(create_model("shufflenet_v2_x0_5"), seed=3)
     ckpt = save_training_checkpoint(source, tmp_path / "imagenet.ckpt")
-    net = create_model("shufflenet_v2_x0_5", num_classes=10, checkpoint_path=str(ckpt), finetune=True)
-    assert "its classifier has 1000 classes, the network 10: the classifier is re-initialised" in capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="mindcv_shufflenet"):
+        net = create_model("shufflenet_v2_x0_5", num_classes=10, checkpoint_path=str(ckpt), finetune=True)
+    assert "its classifier has 1000 classes, the network 10: the classifier is re-initialised" in caplog.text
     theirs, ours = state_of(source), state_of(net)
     assert ours["classifier.weight"].shape == (10, 1024) and np.abs(ours["classifier.weight"]).max() < 0.1
     assert all(np.array_equal(ours[k], theirs[k]) for k in ours if not k.startswith("classifier."))

@@ -1,6 +1,7 @@
 """infer.py: image files and folders in, top-k class names and probabilities out."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,20 @@ def test_folders_are_searched_for_images_and_missing_paths_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         find_images([tmp_path / "empty"])
+
+
+def test_infer_shows_the_librarys_message_about_a_pretrained_classifier_on_stderr(images, tmp_path):
+    """Library code logs; the command line shows it, apart from its results on stdout (here JSON)."""
+    from mindcv_shufflenet.models import model_info
+
+    released = tmp_path / model_info("shufflenet_v2_x0_5").weights.relative_path
+    released.parent.mkdir(parents=True)
+    ms.save_checkpoint(randomize(create_model("shufflenet_v2_x0_5"), seed=2), str(released))
+    result = subprocess.run([sys.executable, "infer.py", "--model", "shufflenet_v2_x0_5", "--pretrained",
+                             "--num_classes", "3", "--image_resize", "32", "--json", str(images / "red.png")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            env={**os.environ, "MINDCV_SHUFFLENET_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert ("shufflenet_v2_x0_5: loading pretrained weights without the classifier (num_classes=3, the "
+            "checkpoint has 1000)") in result.stderr.splitlines()
+    assert [json.loads(line)["image"] for line in result.stdout.splitlines()] == [str(images / "red.png")]

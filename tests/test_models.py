@@ -95,3 +95,26 @@ def test_initialisation_follows_mindcv():
     bn = [c for _, c in net.cells_and_names() if isinstance(c, nn.BatchNorm2d)]
     # nn.BatchNorm2d(momentum=0.9) keeps 90% of the old statistic; it stores the update weight 1 - 0.9.
     assert all(c.momentum == pytest.approx(0.1) and c.eps == pytest.approx(1e-5) for c in bn)
+
+
+def test_an_option_the_model_does_not_take_is_named_with_the_closest_one():
+    with pytest.raises(ValueError, match=r"shufflenet_v2_x0_5: unknown model option 'pool_pading' \(did you mean "
+                                         r"'pool_padding'\?\); valid: channels, classifier_bias"):
+        create_model("shufflenet_v2_x0_5", pool_pading="symmetric")
+    with pytest.raises(ValueError, match="unknown model option 'proj_channels'"):
+        create_model("shufflenet_v1_g3_05", proj_channels="half")  # a V2 option
+
+
+def test_a_type_error_inside_a_builder_is_not_mistaken_for_a_bad_option(monkeypatch):
+    from mindcv_shufflenet.models import register_model, registry
+
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    monkeypatch.setattr(registry, "_INFO", dict(registry._INFO))
+
+    @register_model
+    def broken_net(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
+        """ShuffleNet V2 whose builder has a bug."""
+        return ShuffleNetV2(channels=(8, 16, 32, 64, 128), unexpected_keyword=1)
+
+    with pytest.raises(TypeError, match="unexpected_keyword"):
+        create_model("broken_net")

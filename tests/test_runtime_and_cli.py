@@ -83,3 +83,18 @@ def test_cpu_layer_benchmark_runs_and_its_variants_agree():
     ours = [line for line in result.stdout.splitlines() if line.strip().startswith("ours")]
     assert len(ours) == 12 and all(line.endswith("x1.00") for line in ours)
     assert "computes something else" not in result.stderr
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_command_lines_show_the_packages_log_messages_on_stderr(debug):
+    code = ("import logging, sys\n"
+            "from mindcv_shufflenet import runtime\n"
+            "def main():\n"
+            "    log = logging.getLogger('mindcv_shufflenet.models.weights')\n"
+            "    log.debug('detail'); log.info('a note'); log.warning('careful')\n"
+            "    print('result')\n"
+            "    return 0\n"
+            f"runtime.run_cli(main, debug={debug})\n")
+    result = run_python(code)
+    assert result.returncode == 0 and result.stdout == "result\n"
+    assert result.stderr.splitlines() == ["detail"] * debug + ["a note", "warning: careful"]

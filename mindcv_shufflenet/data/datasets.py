@@ -4,8 +4,8 @@ epoch depends only on (seed, epoch, shard) (:func:`create_train_dataset`), and M
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,12 +13,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import mindspore.dataset as ds
 
-from ..constants import IMAGENET_MEAN, IMAGENET_STD
+from ..constants import CROP_PCT, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD, INTERPOLATION
 from .batch_augment import BatchAugment
 from .checks import check_int, check_shards
 from .folders import ImageListing, ScanShare, list_images, skipped_summary, split_folder
 from .sampling import EpochsSampler, pipeline_seed, set_dataset_seed, train_sample_indices
 from .transforms import check_augment, check_mean_std, eval_transforms, train_transforms
+
+logger = logging.getLogger(__name__)
 
 
 def _image_folder_dataset(listing: ImageListing, indices: Sequence[int] | ds.Sampler,
@@ -64,10 +66,6 @@ def _workers(num_parallel_workers: Optional[int]) -> int:
     return max(1, min(int(num_parallel_workers or cores), cores))
 
 
-def _warn_stderr(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
 def _check_num_classes(listing: ImageListing, num_classes: Optional[int], option: str) -> int:
     if num_classes is None:
         return len(listing.classes)
@@ -80,21 +78,22 @@ def _check_num_classes(listing: ImageListing, num_classes: Optional[int], option
     return num_classes
 
 
-def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64, image_size: int = 224,
-                        crop_pct: float = 0.875, interpolation: str = "bilinear",
+def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64, image_size: int = IMAGE_SIZE,
+                        crop_pct: float = CROP_PCT, interpolation: str = INTERPOLATION,
                         num_parallel_workers: Optional[int] = None,
                         num_classes: Optional[int] = None, *, num_shards: int = 1, shard_id: int = 0,
                         mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                         channel_order: str = "RGB",
-                        warn: Optional[Callable[[str], None]] = _warn_stderr,
+                        warn: Optional[Callable[[str], None]] = logger.warning,
                         scan_all_reduce: Optional[Callable] = None) -> ds.Dataset:
     """Batches of (image float32 [B, 3, H, W], label int32) from ``data_dir/split`` (``split=""``:
     ``data_dir`` itself), in file order, last batch kept. Labels are the class folders' indices in
     sorted order, as in MindCV and torchvision; ``num_classes`` is checked against their number.
     With ``num_shards > 1`` shard ``shard_id`` gets images ``shard_id::num_shards`` of the file order, without
     padding, so shards can differ by one image: sum the counts over shards for exact metrics.
-    Files that cannot be decoded are left out (and counted in one ``warn`` message; None: silent). Under data
-    parallel, ``scan_all_reduce`` (a sum over ranks) splits that check of the files between the ranks.
+    Files that cannot be decoded are left out (and counted in one ``warn`` message, logged by default; None:
+    silent). Under data parallel, ``scan_all_reduce`` (a sum over ranks) splits that check of the files
+    between the ranks.
     Preprocessing: :func:`eval_transforms` with ``image_size`` ... ``channel_order``."""
     folder = split_folder(data_dir, split, "val_split")
     if batch_size < 1:
@@ -143,7 +142,7 @@ class TrainData:
         return self.dataset.create_tuple_iterator(num_epochs=1, output_numpy=output_numpy)
 
 
-def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int, image_size: int = 224,
+def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int, image_size: int = IMAGE_SIZE,
                          epoch: int = 0, seed: int = 42, num_shards: int = 1, shard_id: int = 0,
                          shuffle: bool = True, drop_remainder: bool = True, num_samples: Optional[int] = None,
                          aug_repeats: int = 0, num_classes: Optional[int] = None,

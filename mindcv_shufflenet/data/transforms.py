@@ -10,7 +10,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mindspore.dataset import vision
 
-from ..constants import CHANNEL_ORDERS, IMAGE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, choose
+from ..constants import (CHANNEL_ORDERS, CROP_PCT, IMAGE_CHANNELS, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD,
+                         INTERPOLATION, INTERPOLATIONS, choose)
 from .checks import check_int, check_nonnegative, check_pair, check_prob, is_finite_number
 
 # MindSpore's resize mode for each interpolation name.
@@ -23,7 +24,7 @@ AUGMENT_DEFAULTS: Dict[str, Any] = {
     "hflip": 0.5,
     "vflip": 0.0,
     "color_jitter": None,
-    "interpolation": "bilinear",
+    "interpolation": INTERPOLATION,
     "auto_augment": None,
     "re_prob": 0.0,
     "re_scale": (0.02, 0.33),
@@ -41,7 +42,7 @@ AUTO_AUGMENT_FORMS = ("autoaug[-mstd<float>]", "autoaugr[-mstd<float>]",
                       "randaug[-m<int>][-n<int>][-mstd<float>][-mmax<int>][-inc<0|1>]", "trivialaugwide[-m<int>]")
 
 
-def eval_transforms(image_size: int = 224, crop_pct: float = 0.875, interpolation: str = "bilinear",
+def eval_transforms(image_size: int = IMAGE_SIZE, crop_pct: float = CROP_PCT, interpolation: str = INTERPOLATION,
                     mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                     channel_order: str = "RGB") -> List:
     """Decode, resize the short side to ``floor(image_size / crop_pct)`` (256 for 224), center-crop
@@ -110,7 +111,7 @@ def _auto_augment_sections(spec: str, allowed: Dict[str, type]) -> Dict[str, flo
     return values
 
 
-def auto_augment_op(spec: Optional[str], interpolation: str = "bilinear",
+def auto_augment_op(spec: Optional[str], interpolation: str = INTERPOLATION,
                     mean: Sequence[float] = IMAGENET_MEAN) -> Optional[Any]:
     """MindSpore's op for one of MindCV's ``auto_augment`` strings (None, "" or False: none).
 
@@ -184,7 +185,7 @@ def check_augment(augment: Dict[str, Any]) -> Dict[str, Any]:
     return a
 
 
-def train_transforms(image_size: int = 224, **augment: Any) -> List:
+def train_transforms(image_size: int = IMAGE_SIZE, **augment: Any) -> List:
     """Per-image training ops in MindCV's order: random resized crop + decode, flips, then auto-augment or
     (only without it, as in MindCV) colour jitter, normalize, HWC -> CHW. Random erasing, mixup and cutmix
     are per-batch steps of :func:`create_train_dataset`. ``augment`` takes the keys of ``AUGMENT_DEFAULTS``."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 from mindspore import nn
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class EvalResult:
 
 def evaluate(net: nn.Cell, dataset, log_every: int = 0,
              all_reduce: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-             log: Callable[[str], None] = lambda line: print(line, flush=True)) -> EvalResult:
+             log: Callable[[str], None] = logger.info) -> EvalResult:
     """Run ``net`` in inference mode over ``dataset`` (batches of image, label).
 
     Under data parallel each rank evaluates its own shard and ``all_reduce`` sums the counts, so the

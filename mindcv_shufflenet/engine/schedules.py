@@ -102,10 +102,20 @@ def build_lr_schedule(
 
     main_epochs = epochs - warmup_epochs
     warmup = _linear_warmup(lr, warmup_factor, warmup_epochs, steps_per_epoch, bool(lr_epoch_stair))
+    main = _main_phase(name, lr, min_lr, main_epochs, steps_per_epoch, bool(lr_epoch_stair), decay_epochs=decay_epochs,
+                       decay_rate=decay_rate, milestones=multi_step_decay_milestones, num_cycles=num_cycles,
+                       cycle_decay=cycle_decay)
+    return np.concatenate([warmup, main]).astype(np.float32)
+
+
+def _main_phase(name: str, lr: float, min_lr: float, main_epochs: int, steps_per_epoch: int, stair: bool, *,
+                decay_epochs: Optional[int], decay_rate: float, milestones: Sequence[int], num_cycles: int,
+                cycle_decay: float) -> np.ndarray:
+    """The learning rates after the warmup, counted from the warmup's end (formulas: the module docstring)."""
     # Position of each main-phase step in epochs since the warmup ended: per step, or per epoch.
     step = np.arange(main_epochs * steps_per_epoch, dtype=np.float64)
     epoch_index = np.floor(step / steps_per_epoch)
-    t = epoch_index if lr_epoch_stair else step / steps_per_epoch
+    t = epoch_index if stair else step / steps_per_epoch
 
     if name in ("cosine_decay", "warmup_cosine_decay"):
         decay_epochs = main_epochs if decay_epochs is None else decay_epochs
@@ -113,36 +123,32 @@ def build_lr_schedule(
         num_cycles = _integer("num_cycles", num_cycles, minimum=1)
         cycle_decay = _positive_float("cycle_decay", cycle_decay)
         if num_cycles * decay_epochs > main_epochs:
-            warnings.warn(
+            warnings.warn(  # stacklevel: the caller of build_lr_schedule
                 f"cosine_decay: {num_cycles} cycle(s) of decay_epochs={decay_epochs} do not fit in the "
                 f"{main_epochs} epochs after warmup; the schedule is cut off before reaching min_lr "
-                "(MindCV does the same)", stacklevel=2)
-        main = _cosine_cycles(lr, min_lr, decay_epochs, num_cycles, cycle_decay, steps_per_epoch,
-                              main_epochs, bool(lr_epoch_stair))
-    elif name == "step_decay":
+                "(MindCV does the same)", stacklevel=3)
+        return _cosine_cycles(lr, min_lr, decay_epochs, num_cycles, cycle_decay, steps_per_epoch, main_epochs, stair)
+    if name == "step_decay":
         if decay_epochs is None:
             raise ValueError("decay_epochs is required for step_decay (epochs between two decays)")
         decay_epochs = _integer("decay_epochs", decay_epochs, minimum=1)
         gamma = _float_in("decay_rate", decay_rate, 0.0, 1.0, low_open=True)
-        main = lr * gamma ** np.floor(epoch_index / decay_epochs)
-    elif name == "multi_step_decay":
+        return lr * gamma ** np.floor(epoch_index / decay_epochs)
+    if name == "multi_step_decay":
         gamma = _float_in("decay_rate", decay_rate, 0.0, 1.0, low_open=True)
-        milestones = _milestones(multi_step_decay_milestones)
+        milestones = _milestones(milestones)
         count = np.array([bisect_right(milestones, e) for e in epoch_index], dtype=np.float64)
-        main = lr * gamma ** count
-    elif name == "exponential_decay":
-        gamma = _float_in("decay_rate", decay_rate, 0.0, 1.0, low_open=True)
-        main = lr * gamma ** t
-    elif name == "polynomial_decay":
+        return lr * gamma ** count
+    if name == "exponential_decay":
+        return lr * _float_in("decay_rate", decay_rate, 0.0, 1.0, low_open=True) ** t
+    if name == "polynomial_decay":
         power = _positive_float("decay_rate", decay_rate)
-        main = lr * (1.0 - np.minimum(t, main_epochs) / max(main_epochs, 1)) ** power
-    elif name == "linear_decay":
+        return lr * (1.0 - np.minimum(t, main_epochs) / max(main_epochs, 1)) ** power
+    if name == "linear_decay":
         main_steps = main_epochs * steps_per_epoch
-        first_step = epoch_index * steps_per_epoch if lr_epoch_stair else step
-        main = min_lr + (lr - min_lr) * (1.0 - (first_step + 1.0) / max(main_steps, 1))
-    else:  # constant
-        main = np.full(step.shape, lr)
-    return np.concatenate([warmup, main]).astype(np.float32)
+        first_step = epoch_index * steps_per_epoch if stair else step
+        return min_lr + (lr - min_lr) * (1.0 - (first_step + 1.0) / max(main_steps, 1))
+    return np.full(step.shape, lr)  # constant
 
 
 def _linear_warmup(lr: float, factor: float, warmup_epochs: int, steps_per_epoch: int,

@@ -231,6 +231,14 @@ class EvenOddSplit(nn.Cell):
         return ops.reshape(even, (-1, c // 2, h, w)), ops.reshape(odd, (-1, c // 2, h, w))
 
 
+def classifier_dropout(drop_rate: float) -> Optional[nn.Dropout]:
+    """Dropout before the classifier (the official V2 2.0x uses 0.2), or None for 0; it has no parameters, so
+    parameter names stay MindCV's either way."""
+    if not 0 <= drop_rate < 1:
+        raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+    return nn.Dropout(p=drop_rate) if drop_rate > 0 else None
+
+
 def init_like_mindcv(net: nn.Cell) -> None:
     """MindCV's (and Megvii's) initialisation: convs Normal(0, 1/fan-in channels), the stem convs
     Normal(0, 0.01), the classifier Normal(0, 0.01), biases zero. BatchNorm keeps gamma 1, beta 0. A conv

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from ..constants import (CHANNEL_ORDERS, IMAGE_CHANNELS, IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS,
-                         POOL_PADDINGS)
+from ..constants import (CHANNEL_ORDERS, CROP_PCT, IMAGE_CHANNELS, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD,
+                         INTERPOLATION, INTERPOLATIONS, POOL_PADDINGS)
 
 # Where MindCV publishes its ShuffleNet checkpoints (one folder per family below it).
 MINDCV_RELEASE_URL = "https://download.mindspore.cn/toolkits/mindcv/shufflenet/"
@@ -52,9 +52,9 @@ class Preprocessing:
     defaults are MindCV's (RGB, ImageNet statistics, 224 from 256, bilinear). Megvii's V2+ weights, for one,
     take BGR 0-255 as it is: ``channel_order="BGR", mean=(0, 0, 0), std=(1, 1, 1)``."""
 
-    input_size: int = 224
-    crop_pct: float = 0.875
-    interpolation: str = "bilinear"
+    input_size: int = IMAGE_SIZE
+    crop_pct: float = CROP_PCT
+    interpolation: str = INTERPOLATION
     channel_order: str = "RGB"
     mean: Tuple[float, ...] = IMAGENET_MEAN  # in channel_order
     std: Tuple[float, ...] = IMAGENET_STD

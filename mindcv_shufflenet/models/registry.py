@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import inspect
 import re
-from typing import Callable, Dict, List, Optional, Union
+import typing
+from typing import Any, Callable, Dict, List, Optional, Set, Union
 
 from mindspore import nn
 
@@ -91,10 +94,8 @@ def create_model(
         **kwargs: passed to the model class, e.g. ``pool_padding="symmetric"``. A value of None means
             "not given": the checkpoint's recorded option, or the model's default.
     """
-    from .weights import load_state_dict, merge_options, read_checkpoint_with_meta
-
     name = canonical_model_name(model_name)
-    kwargs = {key: value for key, value in kwargs.items() if value is not None}
+    options = {key: value for key, value in kwargs.items() if value is not None}
     if pretrained and checkpoint_path:
         raise ValueError("pass either pretrained=True or checkpoint_path, not both")
     if ema and not checkpoint_path:
@@ -102,24 +103,35 @@ def create_model(
     if finetune and not checkpoint_path:
         raise ValueError("finetune=True re-initialises a checkpoint's classifier: give checkpoint_path too "
                          "(pretrained=True does it by itself)")
-    state = None
+    build = functools.partial(_build, name, pretrained=pretrained, num_classes=num_classes, in_channels=in_channels)
     if checkpoint_path:
-        state, meta = read_checkpoint_with_meta(checkpoint_path)
-        recorded = meta.get("model")
-        if recorded and canonical_model_name(recorded) != name:
-            raise ValueError(f"{checkpoint_path} holds {recorded} weights, not {name}")
-        kwargs = merge_options(meta.get("options", {}), kwargs, str(checkpoint_path))
-    try:
-        model = _MODELS[name](pretrained=pretrained, num_classes=num_classes, in_channels=in_channels, **kwargs)
-    except TypeError as err:
-        if "unexpected keyword argument" not in str(err):
-            raise
-        raise ValueError(f"{name}: {err}") from None
-    if state is not None:
-        from .weights import CheckpointMismatchError
+        from .weights import build_from_checkpoint
 
-        try:
-            load_state_dict(model, state, ema=ema, finetune=finetune, source=str(checkpoint_path))
-        except CheckpointMismatchError as err:
-            raise CheckpointMismatchError(f"{checkpoint_path}: {err}") from None
-    return model
+        return build_from_checkpoint(build, name, checkpoint_path, options, ema=ema, finetune=finetune)
+    return build(**options)
+
+
+def _build(name: str, **kwargs: Any) -> nn.Cell:
+    """Call the builder of ``name``; a keyword it does not take is the caller's mistake (a ValueError naming the
+    valid ones), while a TypeError raised inside the builder is a bug there and is left as it is."""
+    accepted = accepted_options(_MODELS[name])
+    unknown = sorted(set(kwargs) - accepted) if accepted is not None else []
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], accepted, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{name}: unknown model option {unknown[0]!r}{hint}; valid: {', '.join(sorted(accepted))}")
+    return _MODELS[name](**kwargs)
+
+
+def accepted_options(fn: Callable[..., Any]) -> Optional[Set[str]]:
+    """The keywords ``fn`` takes. A builder that passes ``**kwargs`` on takes those of the class its return
+    annotation names too (``-> ShuffleNetV2``); None when that cannot be known (any keyword may be right)."""
+    parameters = inspect.signature(fn).parameters.values()
+    named = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return named
+    model_class = typing.get_type_hints(fn).get("return") if not inspect.isclass(fn) else None
+    if not inspect.isclass(model_class):
+        return None
+    passed_on = accepted_options(model_class)
+    return None if passed_on is None else named | passed_on

@@ -14,8 +14,8 @@ from typing import Any, Dict, Optional, Sequence
 
 from mindspore import Tensor, nn, ops
 
-from .layers import (ChannelShuffle, DepthwiseConv2d, GlobalAvgPool, downsample_pool, init_like_mindcv,
-                     stem_conv)
+from .layers import (ChannelShuffle, DepthwiseConv2d, GlobalAvgPool, classifier_dropout, downsample_pool,
+                     init_like_mindcv, stem_conv)
 from .metadata import MINDCV_TOP1, ModelInfo, PublishedFigures, Reported, mindcv_release
 from .registry import model_info, register_model
 from .weights import load_pretrained
@@ -148,10 +148,7 @@ class ShuffleNetV1(nn.Cell):
 
         self.global_pool = GlobalAvgPool()
         self.classifier = nn.Dense(width, num_classes, has_bias=False)
-        # Dropout before the classifier (the official V2 2.0x uses 0.2); no parameters, so no name changes.
-        if not 0 <= drop_rate < 1:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
-        self.dropout = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
+        self.dropout = classifier_dropout(drop_rate)
         init_like_mindcv(self)
 
     def forward_features(self, x: Tensor) -> Tensor:

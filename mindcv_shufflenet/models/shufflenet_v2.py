@@ -14,8 +14,8 @@ from typing import Any, Callable, Dict, Optional, Sequence
 from mindspore import Tensor, nn, ops
 
 from .complexity import Counts, Tally, register_counter
-from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, SqueezeExcite, downsample_pool,
-                     init_like_mindcv, stem_conv)
+from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, SqueezeExcite, classifier_dropout,
+                     downsample_pool, init_like_mindcv, stem_conv)
 from .layers import activation as make_activation
 from .metadata import MINDCV_PARAMS, MINDCV_TOP1, ModelInfo, PublishedFigures, Reported, mindcv_release
 from .registry import model_info, register_model
@@ -205,10 +205,7 @@ class ShuffleNetV2(nn.Cell):
         )
         self.pool = GlobalAvgPool()
         self.classifier = nn.Dense(last, num_classes, has_bias=bool(classifier_bias))
-        # Dropout before the classifier (the official V2 2.0x uses 0.2); no parameters, so no name changes.
-        if not 0 <= drop_rate < 1:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
-        self.dropout = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
+        self.dropout = classifier_dropout(drop_rate)
         init_like_mindcv(self)
 
     def forward_features(self, x: Tensor) -> Tensor:

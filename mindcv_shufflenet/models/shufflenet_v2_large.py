@@ -21,7 +21,8 @@ import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
 from .complexity import Counts, ParamCount, Tally, register_counter
-from .layers import EvenOddSplit, GlobalAvgPool, SqueezeExcite, downsample_pool, init_like_mindcv, stem_conv
+from .layers import (EvenOddSplit, GlobalAvgPool, SqueezeExcite, classifier_dropout, downsample_pool, init_like_mindcv,
+                     stem_conv)
 from .metadata import ModelInfo, Preprocessing, PublishedFigures, Reported
 from .registry import model_info, register_model
 from .weights import load_pretrained
@@ -243,9 +244,7 @@ class ShuffleNetV2Large(nn.Cell):
 
         self.conv_last = nn.SequentialCell(_conv_bn(width, channels[7], 3, eps)) if variant == "large" else None
         self.pool = GlobalAvgPool()
-        if not 0 <= drop_rate < 1:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
-        self.dropout = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
+        self.dropout = classifier_dropout(drop_rate)
         self.classifier = nn.Dense(channels[-1], num_classes)
         init_like_mindcv(self)
 

@@ -16,8 +16,8 @@ from typing import Any, Dict, Optional, Sequence
 from mindspore import Tensor, nn, ops
 
 from .complexity import Counts, Tally, register_counter
-from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, HSwish, SqueezeExcite, init_like_mindcv,
-                     stem_conv)
+from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, HSwish, SqueezeExcite, classifier_dropout,
+                     init_like_mindcv, stem_conv)
 from .layers import activation as make_activation
 from .metadata import ModelInfo, Preprocessing, PublishedFigures, Reported
 from .registry import register_model
@@ -139,9 +139,7 @@ class ShuffleNetV2Plus(nn.Cell):
         self.last_se = plus_se(last)
         self.flatten = nn.Flatten()
         self.fc = nn.SequentialCell(nn.Dense(last, last, has_bias=False), HSwish())
-        if not 0 <= drop_rate < 1:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
-        self.dropout = nn.Dropout(p=drop_rate) if drop_rate > 0 else None
+        self.dropout = classifier_dropout(drop_rate)
         self.classifier = nn.Dense(last, num_classes, has_bias=False)
         init_like_mindcv(self)
 

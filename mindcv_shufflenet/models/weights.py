@@ -8,16 +8,19 @@ parameters untouched. Here anything missing, mis-shaped or unexplained is an err
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import mindspore as ms
 import numpy as np
 from mindspore import nn
 
 from ..convert.mindcv_v1 import grouped_from_split_convs
-from .registry import list_models, model_info
+from .registry import canonical_model_name, list_models, model_info
+
+logger = logging.getLogger(__name__)
 
 # What a training checkpoint holds besides the network: optimizer slots, EMA copies, loss-scale and
 # progress counters. Ignored when loading a network (``ema=True`` takes the EMA copy instead).
@@ -184,8 +187,29 @@ def load_checkpoint(net: nn.Cell, path: str | os.PathLike, ema: bool = False,
     if conflicts:
         raise CheckpointMismatchError(f"{path} was saved from a network with {', '.join(conflicts)}: build it with "
                                       f"create_model(..., checkpoint_path=...) to apply the checkpoint's options")
+    _load_file_state(net, state, path, ema=ema, exclude=exclude, finetune=finetune)
+
+
+def build_from_checkpoint(build: Callable[..., nn.Cell], model_name: str, path: str | os.PathLike,
+                          options: Mapping[str, Any], ema: bool = False, finetune: bool = False) -> nn.Cell:
+    """``build(**options)`` with the model options the checkpoint at ``path`` records added, then the file's
+    weights loaded strictly (see :func:`load_state_dict`): what ``create_model(checkpoint_path=...)`` does.
+
+    A file recorded for another model than ``model_name``, or recording an option that contradicts one in
+    ``options``, is a ValueError naming both."""
+    state, meta = read_checkpoint_with_meta(path)
+    recorded = meta.get("model")
+    if recorded and canonical_model_name(recorded) != model_name:
+        raise ValueError(f"{path} holds {recorded} weights, not {model_name}")
+    model = build(**merge_options(meta.get("options", {}), options, str(path)))
+    _load_file_state(model, state, path, ema=ema, finetune=finetune)
+    return model
+
+
+def _load_file_state(net: nn.Cell, state: Mapping[str, np.ndarray], path: str | os.PathLike, **kwargs: Any) -> None:
+    # load_state_dict's errors do not know the file: name it first.
     try:
-        load_state_dict(net, state, ema=ema, exclude=exclude, finetune=finetune, source=str(path))
+        load_state_dict(net, state, source=str(path), **kwargs)
     except CheckpointMismatchError as err:
         raise CheckpointMismatchError(f"{path}: {err}") from None
 
@@ -200,7 +224,7 @@ def load_state_dict(net: nn.Cell, state: Mapping[str, np.ndarray], ema: bool = F
     file belongs to a different architecture. MindCV's split-conv V1 layout is converted first.
 
     With ``finetune=True``, a classifier for another number of classes is not an error: the network's
-    classifier keeps its initialisation (a message says so) and everything else loads strictly.
+    classifier keeps its initialisation (logged) and everything else loads strictly.
 
     Raises:
         CheckpointMismatchError: listing the missing, mis-shaped and unexpected names. Nothing is
@@ -216,8 +240,8 @@ def load_state_dict(net: nn.Cell, state: Mapping[str, np.ndarray], ema: bool = F
 
     own_classes, file_classes = getattr(net, "num_classes", None), _classifier_classes(state)
     if finetune and file_classes is not None and own_classes is not None and file_classes != own_classes:
-        print(f"{source}: its classifier has {file_classes} classes, the network {own_classes}: the classifier "
-              f"is re-initialised for fine-tuning, everything else is loaded")
+        logger.info("%s: its classifier has %d classes, the network %d: the classifier is re-initialised for "
+                    "fine-tuning, everything else is loaded", source, file_classes, own_classes)
         exclude += (CLASSIFIER_PREFIX,)
         state = {name: value for name, value in state.items() if not name.startswith(CLASSIFIER_PREFIX)}
 
@@ -258,7 +282,7 @@ def load_pretrained(net: nn.Cell, model_name: str) -> None:
 
     Nothing is downloaded at run time (training clusters are often offline); a missing file is an error
     that names the URL and the place to put it. With ``num_classes != 1000`` the classifier keeps its
-    initialisation (fine-tuning), and that is printed.
+    initialisation (fine-tuning), and that is logged.
     """
     released = model_info(model_name).weights
     if released is None:
@@ -271,8 +295,8 @@ def load_pretrained(net: nn.Cell, model_name: str) -> None:
     exclude = ()
     if getattr(net, "num_classes", 1000) != 1000:
         exclude = ("classifier.",)
-        print(f"{model_name}: loading pretrained weights without the classifier "
-              f"(num_classes={net.num_classes}, the checkpoint has 1000)")
+        logger.info("%s: loading pretrained weights without the classifier (num_classes=%d, the checkpoint "
+                    "has 1000)", model_name, net.num_classes)
     load_checkpoint(net, path, exclude=exclude)
 
 

@@ -1,0 +1,31 @@
+"""scripts/check_sizes.py: no function in mindcv_shufflenet/ over 80 lines, no module over 600."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_check(*args):
+    return subprocess.run([sys.executable, "scripts/check_sizes.py", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+def test_the_package_has_no_overlong_function_or_module():
+    result = run_check()
+    assert (result.returncode, result.stdout) == (0, ""), result.stdout
+
+
+def test_overlong_functions_and_modules_are_listed_with_their_length(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    body = "\n".join(f"    x{i} = {i}" for i in range(80))
+    (package / "sub" / "long.py").write_text(f"def long_one():\n{body}\n\n\ndef short_one():\n    return 1\n")
+    (package / "big.py").write_text("x = 1\n" * 12)
+    (package / "fine.py").write_text("def f():\n    return 1\n")
+    result = run_check(str(package), "--max-module", "10")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == ["pkg/big.py: 12 lines", "pkg/sub/long.py: 85 lines",
+                                          "pkg/sub/long.py:1 long_one: 81 lines"]
+    assert run_check(str(package), "--max-module", "100", "--max-function", "81").returncode == 0
