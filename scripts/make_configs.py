@@ -316,7 +316,8 @@ def _sections(m: ModelFacts, recipe: str, *, device: str, distribute: bool, work
             ("re_prob", re_prob),
         ]),
         ("model", model),
-        ("loss", [("loss", "CE"), ("label_smoothing", 0.1)] + ([("aux_factor", list(aux_factor))] if aux_factor else [])),
+        ("loss", [("loss", "CE"), ("label_smoothing", 0.1)]
+         + ([("aux_factor", list(aux_factor))] if aux_factor else [])),
         ("lr scheduler", schedule),
         ("optimizer", [
             ("opt", "momentum"),
