@@ -159,7 +159,8 @@ OPTIONS: List[Option] = [
     # loss
     _o("loss", "str", "CE", "CE or BCE", LOSSES),
     _o("label_smoothing", "float", 0.0, "label smoothing"),
-    _o("aux_factor", "float", 0.0, "auxiliary-head loss factor (ShuffleNet has none: 0)"),
+    _o("aux_factor", "floats", (0.0,), "auxiliary heads' loss weights (ShuffleNetV2.Large/ExLarge): one for every "
+                                      "head, or one per head, deepest first (official: 0.7,0.5,0.3); 0: none"),
     _o("reduction", "str", "mean", "loss reduction", ("mean",)),
     # mixed precision
     _o("amp_level", "str", "O0", "O0 float32, O2 float16 except BatchNorm and loss, O3 float16", AMP_LEVELS),
@@ -457,7 +458,7 @@ def _check_supported(c: Dict[str, Any]) -> None:
     _require(not c["drop_path_rate"], "drop_path_rate: ShuffleNet has no stochastic depth; leave it null")
     _require(c["layer_decay"] is None, "layer_decay is not supported for ShuffleNet; leave it null")
     _require(c["amp_cast_list"] is None, "amp_cast_list is not supported; use amp_level O0/O2/O3")
-    _require(c["aux_factor"] == 0, "aux_factor: ShuffleNet has no auxiliary head; set it to 0")
+    _require(all(f >= 0 for f in c["aux_factor"]), f"aux_factor must be numbers >= 0, got {list(c['aux_factor'])}")
     _require(c["amp_level"] != "O1", "amp_level O1 is not supported (MindSpore's O1 fails on these "
                                      "networks): use O0, O2 or O3")
     _require(c["val_amp_level"] != "O1", "val_amp_level O1 is not supported: use O0, O2 or O3")

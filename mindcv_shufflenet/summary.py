@@ -1,5 +1,5 @@
-"""Print the model zoo: parameters and multiply-adds computed from each network, beside the figures
-the papers and MindCV report (each model's ``model_info(name).published``).
+"""Print the model zoo: parameters and multiply-adds computed from each network's description, beside the
+figures others published (each model's ``model_info(name).published``), each with its source.
 
     python -m mindcv_shufflenet.summary [--models PATTERN] [--image-size 224]
 """
@@ -7,31 +7,38 @@ the papers and MindCV report (each model's ``model_info(name).published``).
 from __future__ import annotations
 
 import argparse
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from . import runtime
-from .models import count_macs, count_params, create_model, list_models, model_info
+from .models import list_models, model_counts, model_info
 from .models.metadata import Reported
+
+HEADER = ("| model | params (M) | params + BN stats (M) | params without aux heads (M) | MACs (M) | published MFLOPs | "
+          "published params (M) | MindCV top-1 | official top-1 |")
 
 
 def model_table(pattern: str = "*", image_size: int = 224) -> str:
-    """The model zoo as a Markdown table: computed counts beside the published figures."""
-    header = ("| model | params (M) | params + BN stats (M) | MACs (M) | paper MFLOPs | MindCV top-1 | "
-              "official top-1 |")
-    rows = [header, "|" + "---|" * 7]
+    """The model zoo as a Markdown table: computed counts beside the published figures, whose sources are
+    listed below it by number. Counts are analytic where the model's family has a counter (V2, V2+, v2-50,
+    V2.Large / ExLarge), else from the network built and run once (V1)."""
+    sources: Dict[str, int] = {}
+
+    def cite(figure: Optional[Reported], spec: str) -> str:
+        if figure is None:
+            return "-"
+        number = sources.setdefault(figure.source, len(sources) + 1)
+        return f"{format(figure.value, spec)} [{number}]"
+
+    rows = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     for name in list_models(pattern):
-        net = create_model(name)
-        params = count_params(net)
-        macs = count_macs(net, image_size)
+        counts = model_counts(name, image_size)
+        without = f"{counts.inference_params.trainable / 1e6:.3f}" if counts.aux_params.trainable else "-"
         published = model_info(name).published
-        rows.append(f"| {name} | {params.trainable / 1e6:.3f} | {params.total / 1e6:.3f} | {macs / 1e6:.1f} | "
-                    f"{_fmt(published.mflops, '.0f')} | {_fmt(published.top1_mindcv, '.2f')} | "
-                    f"{_fmt(published.top1_official, '.1f')} |")
-    return "\n".join(rows)
-
-
-def _fmt(figure: Optional[Reported], spec: str) -> str:
-    return "-" if figure is None else format(figure.value, spec)
+        rows.append(f"| {name} | {counts.params.trainable / 1e6:.3f} | {counts.params.total / 1e6:.3f} | {without} | "
+                    f"{counts.macs / 1e6:.1f} | {cite(published.mflops, '.0f')} | {cite(published.params_m, '.2f')} | "
+                    f"{cite(published.top1_mindcv, '.2f')} | {cite(published.top1_official, '.2f')} |")
+    notes = [f"[{number}] {source}" for source, number in sources.items()]
+    return "\n".join(rows + ([""] + notes if notes else []))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -4,6 +4,8 @@
         shufflenetv2_x1-5666bf0f80.pth shufflenet_v2_x1_0-torchvision.ckpt
     python scripts/convert_weights.py --from megvii --model shufflenet_v1_g3_10 \
         ShuffleNetV1-1.0x-g3.pth.tar shufflenet_v1_g3_10-megvii.ckpt
+    python scripts/convert_weights.py --from megvii --model shufflenet_v2_large \
+        --mean-image ImageNet_1000_scale224_mean.xml snetv2_residual_se.pkl shufflenet_v2_large-megvii.ckpt
 
 The output loads with ``create_model(NAME, checkpoint_path=OUT)`` (or ``validate.py --ckpt_path OUT``):
 the model options the weights need (``pool_padding="symmetric"``, torchvision's stage-2 widths and fc
@@ -22,7 +24,7 @@ from typing import List, Optional
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import create_model, runtime
-from mindcv_shufflenet.convert import SOURCES, convert_state, read_source_weights
+from mindcv_shufflenet.convert import SOURCES, convert_state, read_mean_image, read_source_weights
 from mindcv_shufflenet.models import load_state_dict
 from mindcv_shufflenet.models.weights import save_checkpoint
 
@@ -34,6 +36,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--approximate-border", action="store_true",
                    help="(megvii) do not record the stem padding value: a plain network, inexact at the "
                         "image border (see README, Convert)")
+    p.add_argument("--mean-image", default=None, metavar="PATH",
+                   help="(megvii, shufflenet_v2_large) the official mean image the weights take: "
+                        "ImageNet_1000_scale224_mean.xml from the official repository, or a .npy (H, W, 3) BGR")
     p.add_argument("input", help="state dict: .pth / .pth.tar / .pt (needs torch), .npz or .safetensors")
     p.add_argument("output", help="checkpoint to write: .ckpt or .safetensors")
     p.add_argument("--debug", action="store_true", help="show a traceback instead of a one-line error")
@@ -50,8 +55,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.approximate_border and args.source != "megvii":
         raise ValueError("--approximate-border is about the official (megvii) weights' input folding")
     runtime.init_runtime(device="CPU", mode="pynative")
+    if args.mean_image and args.source != "megvii":
+        raise ValueError("--mean-image is the official (megvii) ShuffleNetV2.Large's input")
+    mean_image = read_mean_image(args.mean_image) if args.mean_image else None
     state = read_source_weights(args.input)
-    converted = convert_state(args.source, state, args.model, exact_border=not args.approximate_border)
+    converted = convert_state(args.source, state, args.model, exact_border=not args.approximate_border,
+                              mean_image=mean_image)
     net = create_model(args.model, num_classes=converted.num_classes, **converted.options)
     load_state_dict(net, converted.state)  # strict: every parameter of the network comes from the file
     save_checkpoint(net, output, model_name=converted.matching_model(),

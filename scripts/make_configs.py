@@ -11,6 +11,9 @@ Every model with published ImageNet results gets three recipes:
   linearly to 0 per step, 240 epochs) on 8 Ascend cards;
 * ``<model>_cpu.yaml``: the paper recipe on one CPU at batch 32, lr scaled linearly by batch.
 
+The official family beyond MindCV's (ShuffleNetV2+, v2-50, V2.Large / ExLarge) gets two: ``_ascend.yaml``, the
+official training script's recipe on 8 Ascend cards, and ``_cpu.yaml``, the same on one CPU at batch 32.
+
 The YAML is formatted by hand, in MindCV's key order and grouping, so the files stay stable and readable.
 Edit this script, not the generated files: ``tests/test_configs.py`` runs ``--check``.
 """
@@ -29,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 FAMILY_DIRS = ("shufflenetv1", "shufflenetv2")
 RECIPES = ("ascend", "paper", "cpu")
+FAMILY_RECIPES = ("ascend", "cpu")
 DATA_DIR = "/data/imagenet"
 HEADER_WIDTH = 110
 
@@ -56,6 +60,24 @@ class MindCVRecipe:
 
 
 @dataclass(frozen=True)
+class OfficialRecipe:
+    """The official code's training script for a model MindCV does not have."""
+
+    source: str                     # the script, or why there is none
+    global_batch: int
+    lr: float
+    iterations: int
+    amp: str = "O2"
+    aux_factor: Optional[Tuple[float, ...]] = None
+    note: str = ""                  # what differs here
+    amp_note: str = "amp O2"        # why this amp level on Ascend
+
+    @property
+    def epochs(self) -> int:
+        return round(self.iterations * self.global_batch / IMAGENET_TRAIN_IMAGES)
+
+
+@dataclass(frozen=True)
 class ModelFacts:
     name: str                                    # registered model name
     title: str                                   # for the header
@@ -64,6 +86,12 @@ class ModelFacts:
     paper_table: str = ""                        # where in the paper, if worth saying
     mindcv: Optional[MindCVRecipe] = None
     drop_rate: float = 0.0                       # official code's dropout before the classifier
+    official: Optional[OfficialRecipe] = None    # the family beyond MindCV's: its official training script
+    official_source: str = ""                    # where official_err comes from
+
+    @property
+    def recipes(self) -> Tuple[str, ...]:
+        return FAMILY_RECIPES if self.official else RECIPES
 
     @property
     def family(self) -> str:
@@ -83,6 +111,35 @@ def _v1(groups: int, width: str, official: Optional[Tuple[float, float]], paper:
         paper_table: str = "", mindcv: Optional[MindCVRecipe] = None) -> ModelFacts:
     title = f"ShuffleNet V1 {width[0]}.{width[1]}x g={groups}"
     return ModelFacts(f"shufflenet_v1_g{groups}_{width}", title, official, paper, paper_table, mindcv)
+
+
+IMAGENET_TRAIN_IMAGES = 1_281_167
+# Where the official code differs from this project whatever the model: its input and its last pass.
+OFFICIAL_INPUT_NOTE = ("this project's RGB input normalized with ImageNet's mean/std instead of the official "
+                       "BGR 0-255; no final BatchNorm recalibration pass")
+PLUS_RECIPE = OfficialRecipe(
+    f"{MEGVII} ShuffleNetV2+/train.py", 1024, 0.5, 450_000,
+    note=OFFICIAL_INPUT_NOTE,
+    amp_note="amp O2 (BatchNorm in float32: O3 would run the hard-swish and SE gates in float16 too)")
+LARGE_RECIPE = OfficialRecipe(
+    f"{MEGVII} ShuffleNetV2.Large/train.py", 256, 0.25, 600_000, aux_factor=(0.7, 0.5, 0.3),
+    note="the official script's PCA lighting noise (0.1) is not applied; its input, RGB / 255 normalized with "
+         "ImageNet's mean/std in BGR order, is this project's in RGB order; no final BatchNorm recalibration pass",
+    amp_note="amp O2 (O3 would run BatchNorm in float16, where its eps 1e-9 is 0)")
+EXLARGE_RECIPE = OfficialRecipe(
+    f"none published ({MEGVII} ShuffleNetV2.ExLarge was trained with external data); ShuffleNetV2.Large/train.py's "
+    "recipe, whose network has the same auxiliary heads and loss weights", 256, 0.25, 600_000,
+    aux_factor=(0.7, 0.5, 0.3), note=LARGE_RECIPE.note, amp_note=LARGE_RECIPE.amp_note)
+V2_50_RECIPE = OfficialRecipe(
+    f"the paper recipe of the other V2 models ({V2_PAPER}; no official code for v2-50)", 1024, 0.5, 300_000,
+    note=OFFICIAL_INPUT_NOTE)
+PLUS_README = f"{MEGVII} ShuffleNetV2+ README"
+
+
+def _family(name: str, title: str, err: Optional[Tuple[float, float]], recipe: OfficialRecipe, source: str,
+            paper_err: Optional[float] = None, paper_table: str = "") -> ModelFacts:
+    return ModelFacts(name, title, err, paper_err, paper_table, drop_rate=0.2 if name != "shufflenet_v2_50" else 0.0,
+                      official=recipe, official_source=source)
 
 
 MODELS: List[ModelFacts] = [
@@ -113,6 +170,14 @@ MODELS: List[ModelFacts] = [
     _v1(2, "10", None, 32.7, "Table 2"),
     _v1(4, "05", None, 41.6, "Table 2"),
     _v1(4, "10", None, 32.8, "Table 2"),
+    _family("shufflenet_v2_plus_small", "ShuffleNet V2+ Small", (25.9, 8.3), PLUS_RECIPE, PLUS_README),
+    _family("shufflenet_v2_plus_medium", "ShuffleNet V2+ Medium", (24.3, 7.4), PLUS_RECIPE, PLUS_README),
+    _family("shufflenet_v2_plus_large", "ShuffleNet V2+ Large", (22.9, 6.7), PLUS_RECIPE, PLUS_README),
+    _family("shufflenet_v2_50", "ShuffleNet V2-50", None, V2_50_RECIPE, "", paper_err=22.8, paper_table="Table 6"),
+    _family("shufflenet_v2_large", "ShuffleNet V2.Large", (18.56, 4.48), LARGE_RECIPE,
+            f"{MEGVII} ShuffleNetV2.Large README"),
+    _family("shufflenet_v2_exlarge", "ShuffleNet V2.ExLarge", (15.52, 2.9), EXLARGE_RECIPE,
+            f"{MEGVII} ShuffleNetV2.ExLarge README, with external training data: not expected from ImageNet alone"),
 ]
 
 # The paper / official code's recipe (both papers, both official train.py): global batch 1024, SGD momentum
@@ -157,8 +222,10 @@ def _official_acc(m: ModelFacts) -> Optional[str]:
     if m.official_err is None:
         return None
     top1, top5 = m.official_err
-    return (f"top-1 {100 - top1:.1f} / top-5 {100 - top5:.1f} (official code, {MEGVII} README: "
-            f"top-1 / top-5 error {top1} / {top5})")
+    source = f"official code, {m.official_source or MEGVII + ' README'}"
+    return (f"top-1 {100 - top1:.2f} / top-5 {100 - top5:.2f} ({source}: top-1 / top-5 error {top1} / {top5})"
+            if m.official else f"top-1 {100 - top1:.1f} / top-5 {100 - top5:.1f} ({source}: top-1 / top-5 error "
+                               f"{top1} / {top5})")
 
 
 def _paper_acc(m: ModelFacts) -> Optional[str]:
@@ -206,7 +273,8 @@ def _paper_source(m: ModelFacts) -> List[str]:
 def _sections(m: ModelFacts, recipe: str, *, device: str, distribute: bool, workers: int, log_interval: int,
               batch_size: int, re_prob: float, drop_rate: Optional[float], keep_ckpt: int, epochs: int,
               amp: str, scheduler: str, lr: float, warmup: int, decay_epochs: Optional[int],
-              weight_decay_filter: str, loss_scale: float) -> List[Section]:
+              weight_decay_filter: str, loss_scale: float,
+              aux_factor: Optional[Tuple[float, ...]] = None) -> List[Section]:
     model = [("model", m.name), ("num_classes", 1000)]
     if drop_rate:
         model.append(("drop_rate", drop_rate))
@@ -248,7 +316,8 @@ def _sections(m: ModelFacts, recipe: str, *, device: str, distribute: bool, work
             ("re_prob", re_prob),
         ]),
         ("model", model),
-        ("loss", [("loss", "CE"), ("label_smoothing", 0.1)]),
+        ("loss", [("loss", "CE"), ("label_smoothing", 0.1)]
+         + ([("aux_factor", list(aux_factor))] if aux_factor else [])),
         ("lr scheduler", schedule),
         ("optimizer", [
             ("opt", "momentum"),
@@ -326,11 +395,62 @@ def cpu_recipe(m: ModelFacts) -> Recipe:
     return Recipe(_config_path(m, "cpu"), header, _launch(m, "cpu"), sections)
 
 
+def _official_header(m: ModelFacts, where: str, batch: int, lr: float, amp_note: str) -> List[str]:
+    r = m.official
+    aux = (f", auxiliary heads' losses weighted {' / '.join(map(str, r.aux_factor))} (aux_factor) beside the main "
+           "one (1.0)" if r.aux_factor else "")
+    dropout = f", dropout {m.drop_rate} before the classifier" if m.drop_rate else ""
+    per = " per card" if "Ascend" in where else ""
+    target = _official_acc(m) or _paper_acc(m)
+    return [
+        f"{m.title} ({m.name}): the official training recipe {where}.",
+        f"Hyperparameters: {r.source}: global batch {r.global_batch}, SGD momentum 0.9, lr {r.lr} decayed "
+        f"linearly to 0 every step, no warmup, {r.iterations // 1000}k iterations (= {r.epochs} epochs), weight "
+        f"decay 4e-5 on conv and dense weights only, label smoothing 0.1{aux}, RandomResizedCrop 224 + color "
+        f"jitter 0.4 + horizontal flip{dropout}; eval resize 256, center crop 224. Here: batch {batch}{per}, lr {lr}; "
+        f"{amp_note}; {r.note}.",
+        f"Expected accuracy: {target}." if batch * (ASCEND_CARDS if "Ascend" in where else 1) == r.global_batch
+        else f"Expected accuracy: not measured at this batch size; the official recipe reaches {target}.",
+    ]
+
+
+def official_recipe(m: ModelFacts) -> Recipe:
+    """The official training script's recipe on 8 Ascend cards (the global batch split between them)."""
+    r = m.official
+    per_card = r.global_batch // ASCEND_CARDS
+    header = _official_header(m, f"on {ASCEND_CARDS} Ascend cards ({per_card} per card = global batch "
+                                 f"{r.global_batch})", per_card, r.lr, r.amp_note)
+    sections = _sections(
+        m, "ascend", device="Ascend", distribute=True, workers=8, log_interval=100, batch_size=per_card, re_prob=0.0,
+        drop_rate=m.drop_rate or None, keep_ckpt=30, epochs=r.epochs, amp=r.amp, scheduler="linear_decay", lr=r.lr,
+        warmup=0, decay_epochs=None, weight_decay_filter="official", loss_scale=FIXED_LOSS_SCALE,
+        aux_factor=r.aux_factor)
+    return Recipe(_config_path(m, "ascend"), header, _launch(m, "ascend"), sections)
+
+
+def official_cpu_recipe(m: ModelFacts) -> Recipe:
+    """The official recipe on one CPU at batch 32, lr scaled linearly by batch."""
+    r = m.official
+    lr = r.lr * CPU_BATCH / r.global_batch
+    header = _official_header(m, "on one CPU, for small runs (lr scaled linearly by batch)", CPU_BATCH, lr,
+                              "amp O0 without loss scaling")
+    header[1] += f" epoch_size is the official {r.epochs}: shorten a run with --epoch_size."
+    sections = _sections(
+        m, "cpu", device="CPU", distribute=False, workers=2, log_interval=20, batch_size=CPU_BATCH, re_prob=0.0,
+        drop_rate=m.drop_rate or None, keep_ckpt=10, epochs=r.epochs, amp="O0", scheduler="linear_decay", lr=lr,
+        warmup=0, decay_epochs=None, weight_decay_filter="official", loss_scale=1.0, aux_factor=r.aux_factor)
+    return Recipe(_config_path(m, "cpu"), header, _launch(m, "cpu"), sections)
+
+
 FAMILIES = {"ascend": mindcv_recipe, "paper": paper_recipe, "cpu": cpu_recipe}
+OFFICIAL_FAMILIES = {"ascend": official_recipe, "cpu": official_cpu_recipe}
+
+
+RECIPE_COUNT = sum(len(m.recipes) for m in MODELS)
 
 
 def all_recipes() -> List[Recipe]:
-    return [FAMILIES[name](m) for m in MODELS for name in RECIPES]
+    return [(OFFICIAL_FAMILIES if m.official else FAMILIES)[name](m) for m in MODELS for name in m.recipes]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -349,6 +469,8 @@ def format_value(value: object) -> str:
         if "'" in value:
             raise ValueError(f"cannot quote {value!r}")
         return f"'{value}'"
+    if isinstance(value, list):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
     raise TypeError(f"no YAML format for {value!r}")
 
 
@@ -369,7 +491,7 @@ def render(recipe: Recipe) -> str:
 
 def expected_files(out_dir: Path = CONFIG_DIR) -> Dict[Path, str]:
     files = {out_dir / Path(r.path).relative_to("configs"): render(r) for r in all_recipes()}
-    assert len(files) == len(MODELS) * len(RECIPES), "two recipes share a file name"
+    assert len(files) == RECIPE_COUNT, "two recipes share a file name"
     return files
 
 
@@ -420,12 +542,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if problems:
             print(f"{len(problems)} file(s) out of date: run python scripts/make_configs.py", file=sys.stderr)
             return 1
-        print(f"{len(MODELS) * len(RECIPES)} config files up to date")
+        print(f"{RECIPE_COUNT} config files up to date")
         return 0
     changed, stale = write(out_dir)
     for path in stale:
         print(f"removed {path}")
-    print(f"{len(MODELS) * len(RECIPES)} config files, {changed} written")
+    print(f"{RECIPE_COUNT} config files, {changed} written")
     return 0
 
 

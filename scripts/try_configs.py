@@ -5,19 +5,22 @@ and trains (amp level, loss scale, augmentations, schedule, checkpoints) before 
     python scripts/try_configs.py --data_dir data/digits configs/shufflenetv2/shufflenet_v2_x1_0_ascend.yaml
 
 What is replaced, so that it runs here in seconds: the device (CPU, no msrun, no sinking), the data
-folder, the image size (32), the batch (4), the number of images (8) and epochs (1, no warmup), and the
-output folder. Everything else is the recipe's own. Prints one line per file; exits 1 if any failed.
+folder, the image size (32), the batch (4), the number of images (8) and epochs (1, no warmup), the
+output folder, and the widths and depths of ShuffleNetV2.Large / ExLarge (140 / 271 M parameters: built
+with the same structure, auxiliary heads included, at a few hundred thousand). Everything else is the
+recipe's own. Prints one line per file; exits 1 if any failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -25,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 import mindcv_shufflenet  # noqa: E402,F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet.config import load_config  # noqa: E402
 from mindcv_shufflenet.engine.trainer import train  # noqa: E402
+from mindcv_shufflenet.models.shufflenet_v2_large import SHUFFLENET_V2_LARGE_CONFIGS  # noqa: E402
 
 SMALL_RUN = {"device_target": "CPU", "distribute": False, "dataset_sink_mode": False, "image_resize": 32,
              "batch_size": 4, "num_samples": 8, "epoch_size": 1, "warmup_epochs": 0, "decay_epochs": 1,
@@ -32,10 +36,34 @@ SMALL_RUN = {"device_target": "CPU", "distribute": False, "dataset_sink_mode": F
              "num_parallel_workers": 2, "resume": ""}
 
 
+# ShuffleNetV2.Large / ExLarge at reduced widths and depths, their structure otherwise.
+SMALL_LARGE_MODELS = {
+    "large": dict(channels=(8, 8, 16, 32, 64, 128, 256, 64), stage_repeats=(2, 2, 3, 2), groups=4,
+                  aux_channels=(16, 32, 48)),
+    "exlarge": dict(channels=(8, 16, 32, 64, 128, 256, 512), stage_repeats=(2, 2, 3, 2), groups=4,
+                    aux_channels=(16, 32, 48)),
+}
+
+
+@contextlib.contextmanager
+def small_large_models() -> Iterator[None]:
+    """``create_model("shufflenet_v2_large" / "shufflenet_v2_exlarge")`` builds the small versions inside."""
+    saved = {variant: dict(config) for variant, config in SHUFFLENET_V2_LARGE_CONFIGS.items()}
+    for variant, small in SMALL_LARGE_MODELS.items():
+        SHUFFLENET_V2_LARGE_CONFIGS[variant].update(small)
+    try:
+        yield
+    finally:
+        for variant, config in saved.items():
+            SHUFFLENET_V2_LARGE_CONFIGS[variant].clear()
+            SHUFFLENET_V2_LARGE_CONFIGS[variant].update(config)
+
+
 def try_config(path: Path, data_dir: str, out_dir: Path) -> float:
     """Train ``path``'s recipe for one short epoch; return the final training loss."""
     cfg = load_config(["--config", str(path)], data_dir=data_dir, ckpt_save_dir=str(out_dir), **SMALL_RUN)
-    result = train(cfg, log_to_stdout=False)
+    with small_large_models():
+        result = train(cfg, log_to_stdout=False)
     if not (out_dir / f"{cfg.model}-last.ckpt").is_file():
         raise RuntimeError("no checkpoint written")
     return result.last_train_loss

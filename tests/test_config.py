@@ -170,3 +170,12 @@ def test_in_channels_other_than_rgb_is_refused_before_the_run():
 def test_debug_is_a_command_line_flag_not_a_setting():
     cfg = load_config(["--model", "shufflenet_v2_x0_5", "--debug"])
     assert "debug" not in cfg.as_dict() and not hasattr(cfg, "debug")
+
+
+def test_aux_factor_is_one_weight_or_one_per_auxiliary_head():
+    assert load_config(["--model", "shufflenet_v2_x0_5"]).aux_factor == (0.0,)  # MindCV's default: no aux loss
+    cfg = load_config(["--model", "shufflenet_v2_large", "--aux_factor", "0.7,0.5,0.3"])
+    assert cfg.aux_factor == (0.7, 0.5, 0.3)
+    assert load_config(["--model", "shufflenet_v2_large", "--aux_factor", "0.4"]).aux_factor == (0.4,)
+    with pytest.raises(ConfigError, match=r"aux_factor must be numbers >= 0, got \[-0.3\]"):
+        load_config(["--model", "shufflenet_v2_large", "--aux_factor", "-0.3"])

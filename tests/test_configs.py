@@ -25,6 +25,18 @@ PUBLISHED = (
     + [f"shufflenet_v1_g{g}_{w}" for g in (1, 2, 4) for w in ("05", "10")]
 )
 RECIPES = ("ascend", "paper", "cpu")
+# The official family beyond MindCV's: the official training script's recipe on Ascend, and on one CPU.
+# model: (global batch, lr, epochs, aux_factor); V2+ from ShuffleNetV2+/train.py (450k iterations x 1024),
+# V2.Large from ShuffleNetV2.Large/train.py (600k x 256), ExLarge (no script) with Large's, v2-50 the paper's.
+FAMILY = {
+    "shufflenet_v2_plus_small": (1024, 0.5, 360, (0.0,)),
+    "shufflenet_v2_plus_medium": (1024, 0.5, 360, (0.0,)),
+    "shufflenet_v2_plus_large": (1024, 0.5, 360, (0.0,)),
+    "shufflenet_v2_50": (1024, 0.5, 240, (0.0,)),
+    "shufflenet_v2_large": (256, 0.25, 120, (0.7, 0.5, 0.3)),
+    "shufflenet_v2_exlarge": (256, 0.25, 120, (0.7, 0.5, 0.3)),
+}
+FAMILY_RECIPES = ("ascend", "cpu")
 
 # MindCV's recipes (configs/shufflenetv{1,2}/*_ascend.yaml in MindCV): lr, epochs, warmup, re_prob, amp.
 MINDCV = {
@@ -56,7 +68,7 @@ def _generator():
 
 
 def test_there_are_configs():
-    assert len(YAML_FILES) == len(PUBLISHED) * len(RECIPES)
+    assert len(YAML_FILES) == len(PUBLISHED) * len(RECIPES) + len(FAMILY) * len(FAMILY_RECIPES)
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: p.name)
@@ -77,11 +89,29 @@ def test_every_config_loads_and_is_laid_out_like_mindcvs(path):
 
 
 def test_every_published_model_has_all_three_recipes_and_nothing_else():
-    want = {_path(m, r) for m in PUBLISHED for r in RECIPES}
+    want = {_path(m, r) for m in PUBLISHED for r in RECIPES} | {_path(m, r) for m in FAMILY for r in FAMILY_RECIPES}
     assert set(YAML_FILES) == want
     registered = set(mindcv_shufflenet.list_models())
-    assert set(PUBLISHED) <= registered
-    assert {m.name for m in _generator().MODELS} == set(PUBLISHED)
+    assert set(PUBLISHED) | set(FAMILY) <= registered
+    assert {m.name for m in _generator().MODELS} == set(PUBLISHED) | set(FAMILY)
+
+
+@pytest.mark.parametrize("model", sorted(FAMILY))
+def test_family_recipes_are_the_official_training_scripts(model):
+    global_batch, lr, epochs, aux_factor = FAMILY[model]
+    ascend, cpu = _load(model, "ascend"), _load(model, "cpu")
+    assert ascend.device_target == "Ascend" and ascend.distribute and ascend.dataset_sink_mode
+    assert ascend.batch_size * 8 == global_batch and ascend.lr == lr and ascend.amp_level == "O2"
+    assert (cpu.device_target, cpu.batch_size, cpu.amp_level, cpu.distribute) == ("CPU", 32, "O0", False)
+    assert cpu.lr == pytest.approx(lr * 32 / global_batch)
+    for cfg in (ascend, cpu):
+        assert (cfg.epoch_size, cfg.aux_factor, cfg.scheduler, cfg.warmup_epochs) == (epochs, aux_factor,
+                                                                                       "linear_decay", 0)
+        assert (cfg.weight_decay, cfg.weight_decay_filter, cfg.label_smoothing) == (4e-5, "official", 0.1)
+        assert (cfg.color_jitter, cfg.hflip, cfg.re_prob) == (0.4, 0.5, 0.0)
+        assert cfg.drop_rate == (None if model == "shufflenet_v2_50" else 0.2)
+    header = _path(model, "ascend").read_text().split("\n\n", 1)[0]
+    assert "official" in header and ("train.py" in header or model == "shufflenet_v2_50")
 
 
 def test_the_files_are_what_the_generator_writes():

@@ -9,13 +9,17 @@ import pytest
 import mindspore as ms
 
 from mindcv_shufflenet import create_model
-from mindcv_shufflenet.convert import (ConvertedWeights, convert_state, from_megvii_v2, from_torchvision_v2,
+from mindcv_shufflenet.convert import (ConvertedWeights, convert_state, from_megvii, from_megvii_v2,
+                                       from_megvii_v2_large, from_torchvision_v2, read_mean_image,
                                        read_source_weights, stage_permutations)
 from mindcv_shufflenet.convert.torchvision import TORCHVISION_OPTIONS
 from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
-from mindcv_shufflenet.models import SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, load_state_dict
+from mindcv_shufflenet.models import (SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, SHUFFLENET_V2_PLUS_CHANNELS,
+                                      ShuffleNetV2Large, load_state_dict, save_checkpoint)
+from mindcv_shufflenet.models.shufflenet_v2_plus import ARCHITECTURE
 from conftest import DATA, randomize, run_eval
-from torch_layout_reference import (MegviiShuffleNetV1, MegviiShuffleNetV2, TorchvisionShuffleNetV2, calibrate,
+from torch_layout_reference import (MegviiShuffleNetV1, MegviiShuffleNetV2, MegviiShuffleNetV2Large,
+                                    MegviiShuffleNetV2Plus, TorchvisionShuffleNetV2, calibrate, megvii_large_state,
                                     torch_state)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +49,9 @@ def torchvision_reference(channels, num_classes, seed, images):
 def megvii_reference(model, seed, bgr_images):
     """The official network with random weights, its stem scaled for 0-255 input as trained ones are
     and its BatchNorm statistics measured on ``bgr_images``."""
-    if model.startswith("shufflenet_v2"):
+    if model.startswith("shufflenet_v2_plus"):
+        ref = MegviiShuffleNetV2Plus(SHUFFLENET_V2_PLUS_CHANNELS[model.rsplit("_", 1)[-1]])
+    elif model.startswith("shufflenet_v2"):
         ref = MegviiShuffleNetV2(SHUFFLENET_V2_CHANNELS[model.rsplit("_", 2)[-2] + "_" + model.rsplit("_", 1)[-1]])
     else:
         groups, width = int(model.split("_g")[1][0]), model[-2:]
@@ -164,6 +170,115 @@ def test_official_weights_without_the_pad_value_differ_only_on_the_stem_border()
     assert differs[border].mean() > 0.5 and not differs[~border].any()
     official = run_eval(ref, rgb[:, ::-1].copy())
     assert max_diff(run_eval(exact, x.asnumpy()), official) <= TOLERANCE < max_diff(run_eval(plain, x.asnumpy()), official)
+
+
+@pytest.mark.parametrize("model", ["shufflenet_v2_plus_small", "shufflenet_v2_plus_large"])
+def test_official_v2_plus_weights_take_normalized_rgb_and_give_the_official_logits(model, tmp_path):
+    rgb = rgb_images((2, 3, SIZE - 1, SIZE - 6), seed=5)  # odd height: the stem's bottom padding is read too
+    ref = megvii_reference(model, seed=5, bgr_images=rgb[:, ::-1].copy())
+    converted = convert_state("megvii", torch_state(ref), model)
+    assert converted.matching_model() == model and "pool_padding" not in converted.options
+    assert converted.options["architecture"] == list(ARCHITECTURE)
+    save_checkpoint(converted.build(), tmp_path / "plus.ckpt", model_name=model)
+    net = create_model(model, checkpoint_path=str(tmp_path / "plus.ckpt"))  # the recorded options applied
+    official = run_eval(ref, rgb[:, ::-1].copy())  # BGR, 0-255, no mean/std
+    assert max_diff(run_eval(net, normalize(rgb)), official) <= TOLERANCE < np.abs(official).max()
+
+
+def test_official_v2_plus_weights_of_another_architecture_record_it():
+    rgb = rgb_images((2, 3, 64, 64), seed=6)
+    architecture = (2, 1, 3, 0, 3, 1)
+    ref = randomize(MegviiShuffleNetV2Plus((8, 16, 32, 48, 64, 96), num_classes=7, stage_repeats=(1, 2, 2, 1),
+                                           architecture=architecture), seed=6)
+    calibrate(ref, rgb[:, ::-1].copy(), seed=6)
+    converted = from_megvii(torch_state(ref))  # told apart from V1 / V2 by its names
+    assert (converted.architecture, converted.stage_repeats, converted.options["architecture"]) == (
+        "ShuffleNetV2Plus", (1, 2, 2, 1), list(architecture))
+    assert converted.matching_model() is None
+    assert max_diff(run_eval(converted.build(), normalize(rgb)), run_eval(ref, rgb[:, ::-1].copy())) <= TOLERANCE
+
+
+# The official V2.Large / ExLarge structure at reduced widths and depths (the full ones hold 140 / 271 M parameters).
+LARGE_REDUCED = {False: dict(stem=(8, 8, 16), outputs=(8, 16, 32, 64), repeats=(2, 2, 3, 2), groups=4, last=48),
+                 True: dict(stem=(8, 16, 32), outputs=(16, 32, 64, 128), repeats=(2, 2, 3, 2), groups=4,
+                            aux=(8, 16, 24))}
+
+
+def large_reference(exlarge, seed, bgr_images, with_heads=True):
+    ref = randomize(MegviiShuffleNetV2Large(exlarge, num_classes=10, **LARGE_REDUCED[exlarge]), seed=seed)
+    stem = dict(ref.parameters_and_names())["first_conv.0.conv.weight"]
+    stem.set_data(ms.Tensor(stem.asnumpy() / 60.0))
+    calibrate(ref, bgr_images, seed=seed)
+    state = megvii_large_state(ref)
+    if not with_heads:  # the official Large checkpoint's loader tolerates files without them
+        state = {k: v for k, v in state.items() if not k.startswith("predict_")}
+    return ref, state
+
+
+@pytest.mark.parametrize("exlarge", [False, True], ids=["large", "exlarge"])
+def test_official_large_weights_give_the_official_logits_and_auxiliary_logits(exlarge):
+    rgb = rgb_images((2, 3, 64, 64), seed=9)
+    mean_image = np.random.default_rng(9).uniform(90, 130, (64, 64, 3))  # (H, W, BGR), as the official file
+    bgr = rgb[:, ::-1] - (0 if exlarge else mean_image.transpose(2, 0, 1)[None])  # the official input
+    bgr = np.ascontiguousarray(bgr, dtype=np.float32)
+    ref, state = large_reference(exlarge, seed=9, bgr_images=bgr)
+    assert any(".se_block.0." in k for k in state) and any(".se_fc1" in k for k in state)  # listed twice
+    converted = from_megvii(state, mean_image=mean_image)
+    assert converted.options["variant"] == ("exlarge" if exlarge else "large") and converted.options["aux_heads"]
+    assert (converted.groups, converted.stage_repeats) == (4, (2, 2, 3, 2)) and converted.matching_model() is None
+    assert ("stem_pad_value" in converted.options) == exlarge and ("input_offset" in converted.options) != exlarge
+    net = ShuffleNetV2Large(converted.channels, num_classes=10, stage_repeats=converted.stage_repeats,
+                            groups=converted.groups, drop_rate=0.0, **converted.options)  # dropout off: train mode
+    load_state_dict(net, converted.state)
+    official = run_eval(ref, bgr)
+    assert max_diff(run_eval(net, normalize(rgb)), official) <= TOLERANCE < np.abs(official).max()
+    # training mode: the same main and auxiliary logits (BatchNorm on the batch's statistics)
+    net.set_train(True)
+    ref.set_train(True)
+    ours, theirs = net(ms.Tensor(normalize(rgb))), ref(ms.Tensor(bgr))
+    assert len(ours) == len(theirs) == 4
+    for a, b in zip(ours, theirs):
+        assert max_diff(a.asnumpy(), b.asnumpy()) <= 10 * TOLERANCE
+
+
+def test_official_large_weights_without_auxiliary_heads_convert_to_a_network_without_them():
+    rgb = rgb_images((2, 3, 64, 64), seed=10)
+    ref, state = large_reference(True, seed=10, bgr_images=np.ascontiguousarray(rgb[:, ::-1]), with_heads=False)
+    converted = from_megvii_v2_large(state)
+    assert converted.options["aux_heads"] is False and not any(k.startswith("aux_heads") for k in converted.state)
+    net = converted.build()
+    assert net.aux_heads is None
+    assert max_diff(run_eval(net, normalize(rgb)), run_eval(ref, np.ascontiguousarray(rgb[:, ::-1]))) <= TOLERANCE
+
+
+def test_official_large_weights_need_the_mean_image_and_must_be_consistent():
+    rgb = rgb_images((1, 3, 32, 32), seed=11)
+    _, state = large_reference(False, seed=11, bgr_images=np.ascontiguousarray(rgb[:, ::-1]))
+    with pytest.raises(ValueError, match="minus a per-pixel mean image: give it"):
+        from_megvii_v2_large(state)
+    broken = dict(state)
+    name = next(k for k in broken if k.endswith(".se_block.0.weight"))
+    broken[name] = broken[name] + 1
+    with pytest.raises(ValueError, match="se_block.0.weight differs from .*se_fc1.weight, the same layer"):
+        from_megvii_v2_large(broken, mean_image=np.zeros((32, 32, 3)))
+    with pytest.raises(ValueError, match="are a ShuffleNetV2Large with channels \\(8, 8, 16, 32, 64, 128, 256, 48\\), "
+                                         "groups 4, not shufflenet_v2_large"):
+        convert_state("megvii", state, "shufflenet_v2_large", mean_image=np.zeros((32, 32, 3)))
+
+
+def test_the_official_mean_image_file_is_read_as_bgr_height_width(tmp_path):
+    image = np.arange(2 * 3 * 3, dtype=np.float64).reshape(2, 3, 3) + 100.5
+    values = " ".join(f"{v:.8e}" for v in image.reshape(-1))
+    (tmp_path / "mean.xml").write_text(
+        f'<?xml version="1.0"?>\n<opencv_storage>\n<Channel>3</Channel>\n<Row>2</Row>\n<Col>3</Col>\n'
+        f'<MeanImg type_id="opencv-matrix">\n  <rows>1</rows>\n  <cols>18</cols>\n  <dt>f</dt>\n  <data>\n'
+        f'    {values}</data></MeanImg>\n</opencv_storage>\n')
+    np.testing.assert_allclose(read_mean_image(tmp_path / "mean.xml"), image)
+    np.save(tmp_path / "mean.npy", image)
+    np.testing.assert_allclose(read_mean_image(tmp_path / "mean.npy"), image)
+    (tmp_path / "bad.xml").write_text("<opencv_storage></opencv_storage>")
+    with pytest.raises(ValueError, match="is not the official mean image"):
+        read_mean_image(tmp_path / "bad.xml")
 
 
 def test_official_v1_file_is_refused_for_a_v2_model():

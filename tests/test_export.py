@@ -92,3 +92,29 @@ def test_air_export_off_ascend_is_a_one_line_error(tmp_path):
         "error: AIR export needs an Ascend device (running on CPU): export MINDIR or ONNX here, or run on an "
         "Ascend machine with --device Ascend")
     assert not list(tmp_path.glob("net.air*"))
+
+
+@pytest.mark.parametrize("family", ["v2_plus", "large"])
+def test_the_family_models_export_with_se_hard_swish_and_one_output(family, tmp_path):
+    """ShuffleNetV2+ (SE, hard-swish, 5x5 / 7x7 depthwise) and V2.Large (auxiliary heads, which eval mode
+    leaves out; a converted network's input offset) at reduced widths: ONNX with BatchNorm folded."""
+    pytest.importorskip("onnxruntime")
+    from mindcv_shufflenet.export import export_model
+    from mindcv_shufflenet.models import ShuffleNetV2Large, ShuffleNetV2Plus
+
+    if family == "v2_plus":
+        net = ShuffleNetV2Plus((8, 16, 32, 48, 64, 96), num_classes=10)
+    else:
+        net = ShuffleNetV2Large((8, 8, 16, 32, 64, 128, 256, 64), "large", num_classes=10, stage_repeats=(2, 2, 3, 2),
+                                groups=4, aux_channels=(16, 32, 48), input_offset=(SIZE, SIZE))
+    net = calibrate(randomize(net, seed=4), images(4, 5), seed=4)
+    result = export_model(net, tmp_path / family, "ONNX", image_size=SIZE)
+    assert result.folded_batchnorms > 40 and result.checked_with == "onnxruntime"
+    assert result.max_abs_diff <= TOLERANCE
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
+    outputs = session.get_outputs()
+    assert len(outputs) == 1 and outputs[0].shape[1:] == [10]  # one output: no auxiliary logits
+    batch = images(3, 6)
+    assert session.run(None, {session.get_inputs()[0].name: batch})[0].shape == (3, 10)  # a dynamic batch

@@ -6,7 +6,7 @@ import pytest
 import mindspore as ms
 from mindspore import Tensor, ops
 
-from mindcv_shufflenet.engine.loss import create_loss
+from mindcv_shufflenet.engine.loss import AuxiliaryLoss, auxiliary_weights, create_loss
 
 
 def numpy_ce(logits, labels, eps):
@@ -104,3 +104,31 @@ def test_loss_reductions_sum_and_none():
 def test_bad_loss_arguments_raise(kw, match):
     with pytest.raises(ValueError, match=match):
         create_loss(**kw)
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_auxiliary_losses_are_weighed_and_added_to_the_main_one(graph):
+    logits, labels, _ = loss_inputs(seed=3)
+    aux = [loss_inputs(seed=4 + i)[0] for i in range(3)]
+    loss = create_loss("CE", label_smoothing=0.1, aux_weights=(0.7, 0.5, 0.3))
+    assert isinstance(loss, AuxiliaryLoss)
+    expected = numpy_ce(logits, labels, 0.1).mean() + sum(
+        w * numpy_ce(a, labels, 0.1).mean() for w, a in zip((0.7, 0.5, 0.3), aux))
+    run = ms.jit(loss.construct) if graph else loss
+    total = run(tuple(Tensor(v) for v in [logits] + aux), Tensor(labels))
+    assert float(total.asnumpy()) == pytest.approx(expected, rel=1e-5)
+    # one logits tensor (evaluation) is the plain loss
+    assert float(loss(Tensor(logits), Tensor(labels)).asnumpy()) == pytest.approx(
+        numpy_ce(logits, labels, 0.1).mean(), rel=1e-5)
+
+
+def test_aux_factor_gives_one_weight_per_head():
+    assert auxiliary_weights((0.4,), 3) == (0.4, 0.4, 0.4)  # MindCV's meaning: the same factor for every head
+    assert auxiliary_weights((0.7, 0.5, 0.3), 3) == (0.7, 0.5, 0.3)  # ShuffleNetV2.Large's recipe
+    assert auxiliary_weights((0.0,), 3) == (0.0, 0.0, 0.0) and auxiliary_weights((0.0,), 0) == ()
+    with pytest.raises(ValueError, match="aux_factor: shufflenet_v2_x1_0 has no auxiliary heads; set it to 0"):
+        auxiliary_weights((0.5,), 0, "shufflenet_v2_x1_0")
+    with pytest.raises(ValueError, match="aux_factor gives 2 weights, but net has 3 auxiliary heads"):
+        auxiliary_weights((0.7, 0.5), 3, "net")
+    with pytest.raises(ValueError, match="aux_factor must be numbers >= 0"):
+        auxiliary_weights((-0.1,), 3)

@@ -1,7 +1,8 @@
 import pytest
 
 from mindcv_shufflenet import create_model, list_models
-from mindcv_shufflenet.models import count_macs, count_params, model_info
+from mindcv_shufflenet.models import count_macs, count_params, model_counts, model_info
+from mindcv_shufflenet.models.metadata import MINDCV_PARAMS as MINDCV_PARAMS_SOURCE
 from conftest import read_param_list
 
 REFERENCE_LISTS = [
@@ -49,14 +50,28 @@ def test_v2_parameter_counts_equal_mindcv(model):
     assert (counts.trainable, counts.total) == MINDCV_PARAMS[model]
 
 
+# Published parameter counts that leave the auxiliary heads out (the official ExLarge README's 254.7 M).
+PUBLISHED_WITHOUT_AUX_HEADS = {"shufflenet_v2_exlarge"}
+
+
 def test_every_published_figure_of_the_papers_is_recorded():
-    assert len(PUBLISHED_MFLOPS) == 15 and len(PUBLISHED_PARAMS_M) == 4
+    assert len(PUBLISHED_MFLOPS) == 15 + 6 and len(PUBLISHED_PARAMS_M) == 4 + 5
 
 
-@pytest.mark.parametrize("model", sorted(PUBLISHED_PARAMS_M))
+@pytest.mark.parametrize("model", [name for name in sorted(PUBLISHED_PARAMS_M)
+                                   if model_info(name).published.params_m.source == MINDCV_PARAMS_SOURCE])
 def test_v2_parameter_counts_round_to_mindcvs_published_table(model):
     # MindCV's "Params(M)" counts the BatchNorm statistics, to 10k.
     assert round(count_params(create_model(model)).total / 1e6, 2) == PUBLISHED_PARAMS_M[model]
+
+
+@pytest.mark.parametrize("model", sorted(PUBLISHED_PARAMS_M))
+def test_parameter_counts_match_the_published_within_2_percent(model):
+    counts = model_counts(model)  # analytic for the families that provide a counter
+    published = model_info(model).published.params_m
+    params = counts.inference_params if model in PUBLISHED_WITHOUT_AUX_HEADS else counts.params
+    counted = params.total if published.source == MINDCV_PARAMS_SOURCE else params.trainable
+    assert counted / 1e6 == pytest.approx(published.value, rel=0.02)
 
 
 def test_classifier_has_no_bias_and_batchnorm_statistics_are_buffers():
@@ -66,8 +81,15 @@ def test_classifier_has_no_bias_and_batchnorm_statistics_are_buffers():
 
 @pytest.mark.parametrize("model", sorted(PUBLISHED_MFLOPS))
 def test_multiply_adds_match_the_papers_within_2_percent(model):
-    macs = count_macs(create_model(model)) / 1e6
+    macs = model_counts(model).macs / 1e6
     assert macs == pytest.approx(PUBLISHED_MFLOPS[model], rel=0.02)
+
+
+@pytest.mark.parametrize("model", ["shufflenet_v2_x1_0", "shufflenet_v2_x2_0", "shufflenet_v2_plus_small",
+                                   "shufflenet_v2_plus_large"])
+def test_analytic_counts_equal_the_built_networks_counts(model):
+    counts, net = model_counts(model), create_model(model)
+    assert counts.params == count_params(net) and counts.macs == count_macs(net)
 
 
 def test_multiply_adds_follow_the_input_size():

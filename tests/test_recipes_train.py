@@ -32,7 +32,7 @@ def test_every_recipe_trains_two_steps_on_the_cpu(tmp_path):
     procs = [subprocess.Popen([sys.executable, str(ROOT / "scripts" / "try_configs.py"), "--data_dir", str(data),
                                *map(str, half)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for half in halves]
-    outputs = [p.communicate(timeout=1800)[0] for p in procs]
+    outputs = [p.communicate(timeout=3000)[0] for p in procs]
     report = "\n".join(outputs)
     assert all(p.returncode == 0 for p in procs), report[-5000:]
     ok = [line for line in report.splitlines() if line.startswith("ok ")]

@@ -172,3 +172,45 @@ def test_ema_follows_mindcvs_warmed_up_decay():
     got = {p.name[len("ema."):]: p.asnumpy() for p in step.ema_params}
     for name, value in ema.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-7)
+
+
+class TinyNetWithAuxHeads(nn.Cell):
+    """TinyNet that, in training, also returns two auxiliary logits (as ShuffleNetV2.Large does three)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = TinyNet()
+        self.aux_heads = nn.CellList([nn.Dense(6, 3), nn.Dense(6, 3)])
+
+    def construct(self, x):
+        logits = self.body(x)
+        if self.training:
+            return logits, self.aux_heads[0](x), self.aux_heads[1](x)
+        return logits
+
+
+@pytest.mark.parametrize("mode", ["graph", "pynative"])
+def test_auxiliary_logits_in_training_are_weighed_into_the_loss(mode):
+    from mindcv_shufflenet import runtime
+
+    ms.set_seed(0)
+    net = TinyNetWithAuxHeads()
+    x, y = batch()
+    ce = create_loss("CE")
+    net.set_train(True)
+    main, aux1, aux2 = net(x)
+    expected = float(ce(main, y).asnumpy()) + 0.7 * float(ce(aux1, y).asnumpy()) + 0.5 * float(ce(aux2, y).asnumpy())
+    opt = nn.Momentum(net.trainable_params(), learning_rate=0.1, momentum=0.0)
+    step = TrainStep(net, create_loss("CE", aux_weights=(0.7, 0.5)), opt)
+    step.set_train(True)
+    before = weights(net)
+    runtime.set_mode(mode)
+    try:
+        loss, finite, _ = step(x, y)
+    finally:
+        runtime.set_mode("pynative")
+    assert bool(finite.asnumpy()) and float(loss.asnumpy()) == pytest.approx(expected, rel=1e-5)
+    after = weights(net)
+    assert all(not np.array_equal(before[name], after[name]) for name in before if "aux_heads" in name)
+    net.set_train(False)
+    assert net(x).shape == (8, 3)  # evaluation sees the main logits only

@@ -153,3 +153,15 @@ def test_safetensors_checkpoints_load_too(tmp_path):
     ms.save_checkpoint(source, str(tmp_path / "net.safetensors"), format="safetensors")
     net = create_model("shufflenet_v2_x0_5", checkpoint_path=str(tmp_path / "net.safetensors"))
     np.testing.assert_array_equal(run_eval(net, IMAGE), run_eval(source, IMAGE))
+
+
+def test_a_training_states_step_counters_are_not_taken_for_weights(tmp_path):
+    # The train step's skipped-update count and accumulation flag (engine/train_step.py) ride in every epoch
+    # checkpoint; validate.py and export.py read such a file too.
+    reference = randomize(RefShuffleNetV2(SHUFFLENET_V2_CHANNELS["x0_5"]), seed=8)
+    ckpt = save_training_checkpoint(reference, tmp_path / "state.ckpt")
+    state = {name: value.asnumpy() for name, value in ms.load_checkpoint(str(ckpt)).items()}
+    state.update(skipped_updates=np.array(0, np.int32), window_finite=np.array(1, np.int32))
+    ms.save_checkpoint([{"name": k, "data": ms.Tensor(v)} for k, v in state.items()], str(ckpt))
+    net = create_model("shufflenet_v2_x0_5", checkpoint_path=str(ckpt))
+    np.testing.assert_allclose(run_eval(net, IMAGE), run_eval(reference, IMAGE), rtol=1e-5, atol=1e-5)

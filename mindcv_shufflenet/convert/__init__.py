@@ -2,8 +2,8 @@
 
 - :func:`grouped_from_split_convs`: MindCV main's split-conv V1 layout (applied when loading).
 - :func:`from_torchvision_v2`: torchvision's ShuffleNetV2 (names, channel order, widths, fc bias).
-- :func:`from_megvii_v2`, :func:`from_megvii_v1`: the official code's, with its BGR 0-255 input folded
-  into the stem conv and BatchNorm.
+- :func:`from_megvii_v2`, :func:`from_megvii_v1`, :func:`from_megvii_v2_plus`, :func:`from_megvii_v2_large`:
+  the official code's, with its BGR 0-255 input (V2.Large: minus a mean image) folded into the stem.
 - :func:`convert_state`: any of the last two by source name, checked against a registered model.
 
 PyTorch is needed only to read ``.pth`` files (:func:`read_source_weights`); ``.npz`` and
@@ -17,19 +17,21 @@ from typing import Mapping, Optional
 import numpy as np
 
 from .common import SOURCES, ConvertedWeights, read_source_weights
-from .megvii import fold_bgr255_stem, from_megvii, from_megvii_v1, from_megvii_v2
+from .megvii import fold_bgr255_stem, from_megvii, from_megvii_v1, from_megvii_v2, from_megvii_v2_plus
+from .megvii_large import from_megvii_v2_large, read_mean_image
 from .mindcv_v1 import grouped_from_split_convs
 from .torchvision import from_torchvision_v2, stage_permutations
 
 __all__ = [
-    "grouped_from_split_convs", "from_torchvision_v2", "from_megvii_v2", "from_megvii_v1", "from_megvii",
+    "grouped_from_split_convs", "from_torchvision_v2", "from_megvii_v2", "from_megvii_v1", "from_megvii_v2_plus",
+    "from_megvii_v2_large", "read_mean_image", "from_megvii",
     "fold_bgr255_stem", "stage_permutations", "convert_state", "read_source_weights", "ConvertedWeights",
     "SOURCES",
 ]
 
 
 def convert_state(source: str, state: Mapping[str, np.ndarray], model_name: Optional[str] = None,
-                  exact_border: bool = True) -> ConvertedWeights:
+                  exact_border: bool = True, mean_image: Optional[np.ndarray] = None) -> ConvertedWeights:
     """Convert a ``source`` ("torchvision" or "megvii") state dict, checking it is ``model_name``'s.
 
     Args:
@@ -38,6 +40,8 @@ def convert_state(source: str, state: Mapping[str, np.ndarray], model_name: Opti
         model_name: a registered model; the weights' widths must be its widths.
         exact_border: (megvii) record ``stem_pad_value`` so that the folded input is exact at the image
             border too; False gives a plain network that differs there (see ``convert.megvii``).
+        mean_image: (megvii, ShuffleNetV2.Large) the official per-pixel mean image, (H, W, 3) BGR
+            (:func:`read_mean_image`).
 
     Raises:
         ValueError: unknown source, a file of another kind, or weights of another width.
@@ -53,10 +57,14 @@ def convert_state(source: str, state: Mapping[str, np.ndarray], model_name: Opti
         converted = from_torchvision_v2(state)
     elif name and name.startswith("shufflenet_v1"):
         converted = from_megvii_v1(state, exact_border=exact_border)
+    elif name and name.startswith("shufflenet_v2_plus"):
+        converted = from_megvii_v2_plus(state, exact_border=exact_border)
+    elif name in ("shufflenet_v2_large", "shufflenet_v2_exlarge"):
+        converted = from_megvii_v2_large(state, mean_image, exact_border=exact_border)
     elif name:
         converted = from_megvii_v2(state, exact_border=exact_border)
     else:
-        converted = from_megvii(state, exact_border=exact_border)
+        converted = from_megvii(state, exact_border=exact_border, mean_image=mean_image)
     if name:
         found = converted.matching_model()
         if found != name:

@@ -23,12 +23,12 @@ SOURCES = ("torchvision", "megvii")
 class ConvertedWeights:
     """Weights in this project's names and layout, with the architecture they fit.
 
-    ``build()`` makes the network (``ShuffleNetV2`` or ``ShuffleNetV1`` with ``channels``, ``groups``,
+    ``build()`` makes the network (the class ``architecture`` names, with ``channels``, ``groups`` (V1, Large),
     ``stage_repeats``, ``num_classes`` and ``options``) and loads ``state`` into it strictly.
     """
 
     state: Dict[str, np.ndarray]
-    architecture: str  # "ShuffleNetV2" or "ShuffleNetV1"
+    architecture: str  # the network class in ``models``: ShuffleNetV2, ShuffleNetV1, ShuffleNetV2Plus, ...
     channels: Tuple[int, ...]
     stage_repeats: Tuple[int, ...]
     num_classes: int
@@ -38,21 +38,36 @@ class ConvertedWeights:
 
     def build(self) -> "nn.Cell":
         """The network these weights fit, with the weights loaded (strictly)."""
-        from ..models import ShuffleNetV1, ShuffleNetV2, load_state_dict
+        from .. import models
 
-        if self.architecture == "ShuffleNetV2":
-            net = ShuffleNetV2(self.channels, num_classes=self.num_classes, stage_repeats=self.stage_repeats,
-                               **self.options)
-        else:
-            net = ShuffleNetV1(self.channels, groups=self.groups, num_classes=self.num_classes,
-                               stage_repeats=self.stage_repeats, **self.options)
-        load_state_dict(net, self.state)
+        cls = getattr(models, self.architecture)
+        extra = {"groups": self.groups} if self.groups else {}
+        net = cls(self.channels, num_classes=self.num_classes, stage_repeats=self.stage_repeats, **extra,
+                  **self.options)
+        models.load_state_dict(net, self.state)
         return net
 
     def matching_model(self) -> Optional[str]:
         """The registered model name whose channel table these weights have (None for other widths)."""
-        from ..models import SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS
+        from ..models import (SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, SHUFFLENET_V2_LARGE_CONFIGS,
+                              SHUFFLENET_V2_PLUS_CHANNELS, shufflenet_v2_plus)
 
+        if self.architecture == "ShuffleNetV2Large":
+            variant = self.options.get("variant")
+            config = SHUFFLENET_V2_LARGE_CONFIGS.get(variant, {})
+            same = all(tuple(config.get(key, ())) == tuple(value) for key, value in (
+                ("channels", self.channels), ("stage_repeats", self.stage_repeats),
+                ("aux_channels", self.options.get("aux_channels", config.get("aux_channels", ())))))
+            official = same and self.groups == config["groups"] and self.options.get("se_reduction") == config[
+                "se_reduction"] if config else False
+            return f"shufflenet_v2_{variant}" if official else None
+        if self.architecture == "ShuffleNetV2Plus":
+            official = (tuple(self.stage_repeats) == shufflenet_v2_plus.STAGE_REPEATS
+                        and tuple(self.options.get("architecture", ())) == shufflenet_v2_plus.ARCHITECTURE)
+            for size, channels in SHUFFLENET_V2_PLUS_CHANNELS.items():
+                if official and tuple(channels) == tuple(self.channels):
+                    return f"shufflenet_v2_plus_{size}"
+            return None
         if tuple(self.stage_repeats) != (4, 8, 4):
             return None
         if self.architecture == "ShuffleNetV2":

@@ -12,18 +12,22 @@
 
 Both compute in float32 whatever the logits' dtype (float16 logits under amp O2/O3 are cast first),
 with ``log_softmax`` / a stable softplus rather than ``nn.CrossEntropyLoss``, and run in graph mode.
+
+Auxiliary heads (ShuffleNetV2.Large / ExLarge in training return ``(logits, aux_1, aux_2, aux_3)``): MindCV's
+``aux_factor`` weighs each auxiliary logits' loss and adds it to the main one (:class:`AuxiliaryLoss`); here
+it is one weight for every head, as in MindCV, or one per head (:func:`auxiliary_weights`).
 """
 
 from __future__ import annotations
 
 import math
 from numbers import Real
+from typing import Sequence, Tuple
 
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from ..constants import LOSS_REDUCTIONS, LOSSES, choose
-
 
 
 class _SmoothedTargets(nn.Cell):
@@ -77,13 +81,59 @@ class BinaryCrossEntropySmooth(_SmoothedTargets):
         return self.reduce(per_element)
 
 
-def create_loss(name: str = "CE", label_smoothing: float = 0.0, reduction: str = "mean") -> nn.Cell:
+class AuxiliaryLoss(nn.Cell):
+    """``loss(logits[0]) + sum_i weights[i] * loss(logits[i + 1])`` for a network that returns auxiliary
+    logits after its main ones (in training); a single logits tensor gives ``loss(logits)``."""
+
+    def __init__(self, loss: nn.Cell, weights: Sequence[float]) -> None:
+        super().__init__()
+        self.loss = loss
+        self.weights = tuple(float(w) for w in weights)
+
+    def construct(self, logits, labels: Tensor) -> Tensor:
+        if not isinstance(logits, tuple):
+            return self.loss(logits, labels)
+        total = self.loss(logits[0], labels)
+        for i in range(len(self.weights)):
+            total = total + self.weights[i] * self.loss(logits[i + 1], labels)
+        return total
+
+
+def auxiliary_weights(aux_factor: Sequence[float], heads: int, model: str = "the model") -> Tuple[float, ...]:
+    """The loss weight of each of ``heads`` auxiliary heads from MindCV's ``aux_factor``: one number weighs
+    every head (MindCV's meaning; 0: their logits are left out of the loss), or one number per head in the
+    order the network returns them (ShuffleNetV2.Large / ExLarge: deepest first; their official recipe is
+    ``[0.7, 0.5, 0.3]``).
+
+    Raises:
+        ValueError: a weight that is negative or not finite, weights for a model without auxiliary heads,
+            or a list whose length is not the number of heads.
+    """
+    factors = tuple(float(f) for f in aux_factor) or (0.0,)
+    if not all(math.isfinite(f) and f >= 0 for f in factors):
+        raise ValueError(f"aux_factor must be numbers >= 0, got {list(factors)}")
+    if heads == 0:
+        if any(factors):
+            raise ValueError(f"aux_factor: {model} has no auxiliary heads; set it to 0")
+        return ()
+    if len(factors) == 1:
+        return factors * heads
+    if len(factors) != heads:
+        raise ValueError(f"aux_factor gives {len(factors)} weights, but {model} has {heads} auxiliary heads: give "
+                         f"one weight, or one per head (deepest first)")
+    return factors
+
+
+def create_loss(name: str = "CE", label_smoothing: float = 0.0, reduction: str = "mean",
+                aux_weights: Sequence[float] | None = None) -> nn.Cell:
     """A loss Cell by MindCV's name (``loss`` key): ``CE`` or ``BCE`` (case-insensitive).
 
     Args:
         name: ``CE`` (softmax cross-entropy) or ``BCE`` (sigmoid binary cross-entropy).
         label_smoothing: eps in [0, 1): targets become ``(1 - eps) * y + eps / C``.
         reduction: ``mean`` (MindCV's default), ``sum`` or ``none``.
+        aux_weights: for a network with auxiliary heads, each head's loss weight (:func:`auxiliary_weights`);
+            the loss then takes the tuple of logits (:class:`AuxiliaryLoss`).
 
     Raises:
         ValueError: unknown name (with the closest valid one) or a bad value (naming the key).
@@ -95,4 +145,5 @@ def create_loss(name: str = "CE", label_smoothing: float = 0.0, reduction: str =
     if reduction not in LOSS_REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(LOSS_REDUCTIONS)}, got {reduction!r}")
     cls = CrossEntropySmooth if name == "CE" else BinaryCrossEntropySmooth
-    return cls(float(label_smoothing), reduction)
+    loss = cls(float(label_smoothing), reduction)
+    return loss if aux_weights is None else AuxiliaryLoss(loss, aux_weights)

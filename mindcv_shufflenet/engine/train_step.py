@@ -95,6 +95,8 @@ class NetWithLoss(nn.Cell):
 
     def construct(self, image, label):
         logits = self.network(image)
+        if isinstance(logits, tuple):  # auxiliary heads in training: the loss weighs them (engine.loss)
+            return self.loss_fn(logits, label)
         return self.loss_fn(ops.cast(logits, ms.float32), label)
 
 

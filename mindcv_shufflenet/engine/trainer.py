@@ -14,7 +14,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, FrozenSet, Optional
+from typing import Callable, Dict, FrozenSet, Optional, Tuple
 
 import mindspore as ms
 import numpy as np
@@ -32,7 +32,7 @@ from .checkpoint import (CheckpointManager, ResumeState, find_resume_checkpoint,
 from .distributed import average_batchnorm_statistics, make_all_reduce, parameters_agree
 from .evaluate import EvalResult, evaluate
 from .feed import FedSteps, SunkSteps, chunk_plan
-from .loss import create_loss
+from .loss import auxiliary_weights, create_loss
 from .meter import Console, EpochStats, StepMeter, format_eta
 from .metrics import MetricsFile, try_plot_metrics
 from .optim import create_optimizer
@@ -271,7 +271,8 @@ def _build_step(cfg: Config, dist: runtime.DistInfo, network: nn.Cell, lr_table:
     optimizer = create_optimizer(network, cfg.opt, lr_table, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                  weight_decay_filter=cfg.weight_decay_filter, use_nesterov=cfg.use_nesterov,
                                  eps=cfg.eps)
-    loss_fn = create_loss(cfg.loss, label_smoothing=0.0 if data.first.soft_labels else cfg.label_smoothing)
+    loss_fn = create_loss(cfg.loss, label_smoothing=0.0 if data.first.soft_labels else cfg.label_smoothing,
+                          aux_weights=_aux_weights(cfg, network))
     reducer = None
     if dist.distributed:
         reducer = nn.DistributedGradReducer(optimizer.parameters, mean=True, degree=dist.group_size)
@@ -283,6 +284,16 @@ def _build_step(cfg: Config, dist: runtime.DistInfo, network: nn.Cell, lr_table:
                           inject_overflow=inject_overflow)
     step_cell.set_train(True)
     return step_cell
+
+
+def _aux_weights(cfg: Config, network: nn.Cell) -> Optional[Tuple[float, ...]]:
+    """Each auxiliary head's loss weight (``aux_factor``), or None for a network without auxiliary heads."""
+    heads = getattr(network, "aux_heads", None)
+    try:
+        weights = auxiliary_weights(cfg.aux_factor, len(heads) if heads is not None else 0, cfg.model)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return weights if heads is not None else None
 
 
 def _restore(cfg: Config, step_cell: TrainStep, manager: CheckpointManager, updates_per_epoch: int,

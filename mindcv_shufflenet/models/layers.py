@@ -1,4 +1,4 @@
-"""Building blocks shared by ShuffleNet V1 and V2."""
+"""Building blocks shared by the ShuffleNet family: pools, depthwise convs, splits, activations, SE, init."""
 
 from __future__ import annotations
 
@@ -56,13 +56,18 @@ class Pool3x3(nn.Cell):
 
 
 class DepthwiseConv2d(nn.Conv2d):
-    """A 3x3 depthwise convolution (padding 1, one group per channel, no bias): an ``nn.Conv2d`` with the
-    same parameter, computed by the CPU fast kernels (``kernels.cpu_ops``) when they are enabled as it
-    is built, and by MindSpore's convolution otherwise."""
+    """A k x k depthwise convolution (padding k // 2, one group per channel, no bias): an ``nn.Conv2d``
+    with the same parameter. A 3x3 one is computed by the CPU fast kernels (``kernels.cpu_ops``) when they
+    are enabled as it is built; 5x5 and 7x7 ones (ShuffleNetV2+), and any on other devices, by
+    MindSpore's convolution."""
 
-    def __init__(self, channels: int, stride: int = 1) -> None:
-        super().__init__(channels, channels, kernel_size=3, stride=stride, pad_mode="pad", padding=1, group=channels)
-        self.cpu_op = cpu_ops.depthwise_conv_3x3(stride) if cpu_ops.enabled() else None
+    def __init__(self, channels: int, stride: int = 1, kernel_size: int = 3) -> None:
+        if kernel_size % 2 == 0:
+            raise ValueError(f"depthwise kernel size must be odd, got {kernel_size}")
+        super().__init__(channels, channels, kernel_size=kernel_size, stride=stride, pad_mode="pad",
+                         padding=kernel_size // 2, group=channels)
+        fast = kernel_size == 3 and cpu_ops.enabled()
+        self.cpu_op = cpu_ops.depthwise_conv_3x3(stride) if fast else None
 
     def construct(self, x: Tensor) -> Tensor:
         if self.cpu_op is not None and x.dtype == mstype.float32 and self.weight.dtype == mstype.float32:
@@ -109,10 +114,82 @@ def stem_conv(in_channels: int, out_channels: int, pad_value: Optional[Sequence[
 
 
 class GlobalAvgPool(nn.Cell):
-    """Mean over height and width: (B, C, H, W) -> (B, C)."""
+    """Mean over height and width: (B, C, H, W) -> (B, C), or (B, C, 1, 1) with ``keep_dims``."""
+
+    def __init__(self, keep_dims: bool = False) -> None:
+        super().__init__()
+        self.keep_dims = keep_dims
 
     def construct(self, x: Tensor) -> Tensor:
-        return ops.mean(x, (2, 3))
+        return ops.mean(x, (2, 3), self.keep_dims)
+
+
+class HSigmoid(nn.Cell):
+    """Hard sigmoid as the official ShuffleNetV2+ computes it: ``clip(x + 3, 0, 6) / 6``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relu6 = nn.ReLU6()  # exports to ONNX as Clip
+
+    def construct(self, x: Tensor) -> Tensor:
+        return self.relu6(x + 3.0) / 6.0
+
+
+class HSwish(nn.Cell):
+    """Hard swish: ``x * clip(x + 3, 0, 6) / 6`` (ShuffleNetV2+, MobileNetV3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = HSigmoid()
+
+    def construct(self, x: Tensor) -> Tensor:
+        return x * self.gate(x)
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "hswish": HSwish}
+GATES = {"sigmoid": nn.Sigmoid, "hsigmoid": HSigmoid}
+
+
+def activation(name: str) -> nn.Cell:
+    """A new activation cell by name: "relu" or "hswish"."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}: choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class SqueezeExcite(nn.Cell):
+    """Squeeze-and-excitation: ``x * gate(expand(relu([bn](reduce(mean_hw(x))))))``.
+
+    ``reduce`` and ``expand`` are 1x1 convs on the pooled (B, C, 1, 1) map, drawn Normal(0, 0.01) as the
+    official code draws them. The official family uses three forms: ShuffleNetV2+ (``reduced=C/4``,
+    BatchNorm, no biases, hard sigmoid), V2.Large (``reduced=C``, biases, sigmoid) and V2.ExLarge
+    (``reduced=C/4``, biases, sigmoid).
+
+    Args:
+        channels: C, the channels of the input.
+        reduced: channels between ``reduce`` and ``expand``.
+        gate: "sigmoid" or "hsigmoid".
+        norm: a BatchNorm after ``reduce``.
+        bias: biases on both convs.
+    """
+
+    def __init__(self, channels: int, reduced: int, gate: str = "sigmoid", norm: bool = False,
+                 bias: bool = True) -> None:
+        super().__init__()
+        if gate not in GATES:
+            raise ValueError(f"unknown gate {gate!r}: choose one of {', '.join(GATES)}")
+        self.pool = GlobalAvgPool(keep_dims=True)
+        layers = [nn.Conv2d(channels, reduced, kernel_size=1, has_bias=bias)]
+        if norm:
+            layers.append(nn.BatchNorm2d(reduced))
+        layers.append(nn.ReLU())
+        self.reduce = nn.SequentialCell(layers)
+        self.expand = nn.Conv2d(reduced, channels, kernel_size=1, has_bias=bias)
+        self.gate = GATES[gate]()
+        self.reduce[0].init_sigma = self.expand.init_sigma = 0.01
+
+    def construct(self, x: Tensor) -> Tensor:
+        return x * self.gate(self.expand(self.reduce(self.pool(x))))
 
 
 class ChannelShuffle(nn.Cell):
@@ -163,11 +240,14 @@ def classifier_dropout(drop_rate: float) -> Optional[nn.Dropout]:
 
 
 def init_like_mindcv(net: nn.Cell) -> None:
-    """MindCV's (and Megvii's) initialisation: convs Normal(0, 1/fan-in channels), the stem conv
-    Normal(0, 0.01), the classifier Normal(0, 0.01), biases zero. BatchNorm keeps gamma 1, beta 0."""
+    """MindCV's (and Megvii's) initialisation: convs Normal(0, 1/fan-in channels), the stem convs
+    Normal(0, 0.01), the classifier Normal(0, 0.01), biases zero. BatchNorm keeps gamma 1, beta 0. A conv
+    with an ``init_sigma`` attribute (the squeeze-and-excitation convs) is drawn with that sigma."""
     for name, cell in net.cells_and_names():
         if isinstance(cell, nn.Conv2d):
-            sigma = 0.01 if "first" in name else 1.0 / cell.weight.shape[1]
+            sigma = getattr(cell, "init_sigma", None)
+            if sigma is None:
+                sigma = 0.01 if "first" in name else 1.0 / cell.weight.shape[1]
             cell.weight.set_data(init.initializer(init.Normal(sigma, 0), cell.weight.shape, cell.weight.dtype))
         elif isinstance(cell, nn.Dense):
             cell.weight.set_data(init.initializer(init.Normal(0.01, 0), cell.weight.shape, cell.weight.dtype))

@@ -102,6 +102,11 @@ class ModelInfo:
     # trained with.
     pool_padding: str = "same"
     published: PublishedFigures = field(default_factory=PublishedFigures)
+    # The input the official (Megvii) code's released weights take, where the official code is the only
+    # source of weights. ``convert.megvii`` folds it into the converted weights, which then take
+    # ``preprocessing``; ``official_input_note`` says what ``Preprocessing`` cannot (a mean image).
+    official_preprocessing: Optional[Preprocessing] = None
+    official_input_note: str = ""
 
     def __post_init__(self) -> None:
         if self.pool_padding not in POOL_PADDINGS:

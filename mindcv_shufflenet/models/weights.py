@@ -32,6 +32,7 @@ AUXILIARY_NAMES = frozenset({
     "last_overflow_iterator_step", "epoch_num", "step_num", "beta1_power", "beta2_power", "weight_decay",
     # written by this project's trainer (engine/train_step.py, engine/checkpoint.py)
     "loss_scale_counter", "ema_updates", "accum_step", "epoch", "best_top1", "best_epoch", "top1", "top5",
+    "skipped_updates", "window_finite",
 })
 
 _MAX_LISTED = 12
