@@ -57,9 +57,13 @@ def test_an_ascend_recipe_without_ascend_is_one_line_exit_2(tmp_path):
 def test_every_command_refuses_an_unavailable_ascend_with_one_line(script, args, tmp_path):
     from PIL import Image
 
+    from mindcv_shufflenet import create_model
+    from mindcv_shufflenet.models.weights import save_checkpoint
+
     image = tmp_path / "one.png"
     Image.new("RGB", (8, 8)).save(image)
-    args = [str(image) if a == "IMAGE" else a for a in args]
+    ckpt = save_checkpoint(create_model("shufflenet_v2_x0_5", num_classes=2), tmp_path / "x.ckpt")
+    args = [str(image) if a == "IMAGE" else str(ckpt) if a == "x.ckpt" else a for a in args]
     assert_one_line_device_error(run(script, *args, "--device", "Ascend"))
 
 

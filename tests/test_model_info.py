@@ -105,10 +105,12 @@ def test_validate_takes_the_models_preprocessing_where_no_option_is_given(monkey
         import validate
     finally:
         sys.path.remove(str(ROOT))
+    from mindcv_shufflenet import cli
+
     other = ModelInfo(preprocessing=Preprocessing(input_size=192, crop_pct=1.0, interpolation="bicubic"))
-    monkeypatch.setattr(validate, "model_info", lambda name: other)
-    argv = ["--model", "shufflenet_v2_x0_5", "--ckpt_path", "net.ckpt"]
-    cfg, _ = validate.parse_config(argv)
+    monkeypatch.setattr(cli, "model_info", lambda name: other)
+    argv = ["--model", "shufflenet_v2_x0_5", "--pretrained"]  # no checkpoint record: the model's settings
+    cfg, _, _ = validate.parse_config(argv)
     assert (cfg.image_resize, cfg.crop_pct, cfg.interpolation) == (192, 1.0, "bicubic")
-    cfg, _ = validate.parse_config(argv + ["--crop_pct", "0.9", "--image_resize", "160"])
+    cfg, _, _ = validate.parse_config(argv + ["--crop_pct", "0.9", "--image_resize", "160"])
     assert (cfg.image_resize, cfg.crop_pct, cfg.interpolation) == (160, 0.9, "bicubic")
