@@ -13,7 +13,8 @@ fi
 if [ ! -f "$STAMP" ]; then
   echo "installing mindcv-shufflenet and its dependencies into $VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,demo]"
+  # setuptools announces every editable install with a warning a user need not read.
+  PYTHONWARNINGS="ignore:Editable installation" "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,demo]"
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi
