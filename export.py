@@ -3,11 +3,16 @@
     python export.py --model shufflenet_v2_x1_0 --ckpt_path shufflenet_v2_x1_0-0da4b7fa.ckpt --file_format ONNX
     # shufflenet_v2_x1_0.onnx: input float32 [batch, 3, 224, 224] (RGB, ImageNet mean/std), output
     # [batch, 1000] logits; 56 BatchNorms folded; onnxruntime vs the network: max abs diff 1.1e-05
+    python export.py --config configs/demo/shufflenet_v2_digits_cpu.yaml --ckpt_path run/...-best.ckpt \\
+        --quantize int8 --calib_dir data/digits/train          # INT8 ONNX, static post-training quantization
 
 The ONNX graph's input is named "image" and its output "logits".
 
 BatchNorm is folded into the convolutions. The exported file is run once on a random batch (MindIR
-reloaded in MindSpore, ONNX in onnxruntime when installed) and compared with the network.
+reloaded in MindSpore, ONNX in onnxruntime when installed) and compared with the network. The file records
+the model name, class count (and names, when the checkpoint or its run folder has them) and the
+preprocessing (image size, crop_pct, interpolation, mean/std: from the options, else --config, else
+MindCV's defaults), which validate.py --model_file and infer.py --model_file read back.
 """
 
 from __future__ import annotations
@@ -18,13 +23,29 @@ from typing import List, Optional
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import create_model, runtime
-from mindcv_shufflenet.export import FORMATS, export_model
+from mindcv_shufflenet.config import load_config
+from mindcv_shufflenet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, INTERPOLATIONS, check_mean_std
+from mindcv_shufflenet.deploy import ExportInfo
+from mindcv_shufflenet.export import FORMATS, ExportResult, export_model
+from mindcv_shufflenet.inference import resolve_class_names
 from mindcv_shufflenet.models.weights import checkpoint_classes
+
+PREPROCESSING_DEFAULTS = {"image_size": 224, "crop_pct": 0.875, "interpolation": "bilinear",
+                          "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+
+
+def _floats(text: str) -> List[float]:
+    try:
+        return [float(v) for v in text.strip("[]").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="a name from list_models(), e.g. shufflenet_v2_x1_0")
+    p.add_argument("--config", default=None, help="a training recipe or a run's config.yaml: model and "
+                   "preprocessing (image_resize, crop_pct, interpolation, mean, std) unless given here")
+    p.add_argument("--model", default=None, help="a name from list_models(), e.g. shufflenet_v2_x1_0")
     weights = p.add_mutually_exclusive_group(required=True)
     weights.add_argument("--ckpt_path", help="checkpoint (this project's, MindCV's or a converted one)")
     weights.add_argument("--pretrained", action="store_true", help="MindCV's released weights (local copy)")
@@ -32,7 +53,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--num_classes", type=int, default=None, help="default: the checkpoint's (1000 with --pretrained)")
     p.add_argument("--file_format", default="MINDIR", type=str.upper, choices=FORMATS)
     p.add_argument("--file_name", default=None, help="output file (default: the model name)")
-    p.add_argument("--image_size", type=int, default=224)
+    p.add_argument("--image_size", "--image_resize", dest="image_size", type=int, default=None,
+                   help="input height and width (default 224)")
+    p.add_argument("--crop_pct", type=float, default=None, help="recorded preprocessing (default 0.875)")
+    p.add_argument("--interpolation", default=None, choices=sorted(INTERPOLATIONS), help="recorded (default bilinear)")
+    p.add_argument("--mean", type=_floats, default=None, help="recorded, 0-255 scale (default ImageNet's)")
+    p.add_argument("--std", type=_floats, default=None, help="recorded, 0-255 scale (default ImageNet's)")
     p.add_argument("--batch_size", type=int, default=None, help="fixed batch size (default: dynamic)")
     p.add_argument("--pool_padding", default=None, choices=["same", "symmetric"],
                    help="default: the checkpoint's recorded setting, else 'same'")
@@ -41,11 +67,37 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--device", "--device_target", dest="device", default="auto",
                    help="CPU, Ascend, GPU or auto (Ascend when available, else CPU); AIR needs Ascend")
     p.add_argument("--debug", action="store_true", help="show a traceback instead of a one-line error")
-    return p.parse_args(argv)
+    return _resolve(p.parse_args(argv))
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
+def _resolve(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill unset options from --config, then defaults; refuse combinations that cannot work."""
+    recipe = {}
+    if args.config:
+        cfg = load_config(["--config", args.config], **({"model": args.model} if args.model else {}))
+        recipe = {"model": cfg.model, "image_size": cfg.image_resize, "crop_pct": cfg.crop_pct,
+                  "interpolation": cfg.interpolation, "mean": list(cfg.mean), "std": list(cfg.std)}
+    for key, default in {"model": None, **PREPROCESSING_DEFAULTS}.items():
+        if getattr(args, key) is None:
+            setattr(args, key, recipe.get(key, default))
+    if not args.model:
+        raise ValueError("give --model NAME (e.g. shufflenet_v2_x1_0), or --config with a model")
+    args.mean, args.std = check_mean_std(args.mean, args.std)
+    if args.crop_pct is not None and not 0 < args.crop_pct <= 1:
+        raise ValueError(f"--crop_pct must be in (0, 1], got {args.crop_pct}")
+    return args
+
+
+def export_info(args: argparse.Namespace, num_classes: int, recorded_names: Optional[List[str]]) -> ExportInfo:
+    """What the file records: the model, its classes and the preprocessing its input needs."""
+    names, origin = resolve_class_names(num_classes, None, recorded_names, args.ckpt_path)
+    keep_names = origin not in ("ImageNet",) and not origin.startswith("class indices")
+    return ExportInfo(model=args.model, num_classes=num_classes, image_size=args.image_size,
+                      mean=tuple(args.mean), std=tuple(args.std), crop_pct=args.crop_pct,
+                      interpolation=args.interpolation, class_names=tuple(names) if keep_names else None)
+
+
+def _check_device(args: argparse.Namespace) -> str:
     if args.file_format == "AIR" and not args.batch_size:
         # MindSpore 2.10 deprecates AIR, and a dynamic batch was never verified for it.
         raise ValueError("AIR export needs a fixed --batch_size N (AIR is deprecated in MindSpore 2.10 and its "
@@ -56,21 +108,41 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.file_format == "AIR" and device != "Ascend":
         raise ValueError(f"AIR export needs an Ascend device (running on {device}): export MINDIR or ONNX "
                          f"here, or run on an Ascend machine with --device Ascend")
+    return device
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    device = _check_device(args)
     runtime.init_runtime(device=device, mode="graph")
-    num_classes = args.num_classes
-    if args.ckpt_path and num_classes is None:
-        num_classes = checkpoint_classes(args.ckpt_path, ema=args.ema)[0]
-    net = create_model(args.model, num_classes=num_classes or 1000, pretrained=args.pretrained,
+    num_classes, recorded_names = args.num_classes, None
+    if args.ckpt_path:
+        file_classes, recorded_names = checkpoint_classes(args.ckpt_path, ema=args.ema)
+        num_classes = num_classes or file_classes
+    num_classes = num_classes or 1000
+    net = create_model(args.model, num_classes=num_classes, pretrained=args.pretrained,
                        checkpoint_path=args.ckpt_path, ema=args.ema, pool_padding=args.pool_padding)
+    info = export_info(args, net.num_classes, recorded_names)
     result = export_model(net, args.file_name or args.model, args.file_format, args.image_size, args.batch_size,
-                          fold_bn=not args.no_fold_bn, check=not args.no_check)
+                          fold_bn=not args.no_fold_bn, check=not args.no_check, info=info)
+    print(_summary(args, result, net.num_classes))
+    return 0
+
+
+def _summary(args: argparse.Namespace, result: ExportResult, num_classes: int) -> str:
     batch = args.batch_size or "batch"
     checked = (f"{result.checked_with} vs the network: max abs diff {result.max_abs_diff:.1e}"
                if result.max_abs_diff is not None else result.checked_with)
-    print(f"{result.path}: input float32 [{batch}, 3, {args.image_size}, {args.image_size}] (RGB, ImageNet "
-          f"mean/std), output [{batch}, {net.num_classes}] logits; {result.folded_batchnorms} BatchNorms folded; "
-          f"{checked}")
-    return 0
+    recorded = "" if result.info_recorded or result.file_format == "AIR" else (
+        "; model name and preprocessing not recorded in the file (pip install onnx to record them)")
+    return (f"{result.path}: input float32 [{batch}, 3, {args.image_size}, {args.image_size}] (RGB, "
+            f"{_normalization(args)}), output [{batch}, {num_classes}] logits; {result.folded_batchnorms} "
+            f"BatchNorms folded; {checked}{recorded}")
+
+
+def _normalization(args: argparse.Namespace) -> str:
+    same = all(abs(a - b) < 1e-6 for a, b in zip([*args.mean, *args.std], [*IMAGENET_MEAN, *IMAGENET_STD]))
+    return "ImageNet mean/std" if same else f"mean {args.mean}, std {args.std}"
 
 
 if __name__ == "__main__":

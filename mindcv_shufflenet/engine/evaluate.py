@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from mindspore import nn
@@ -20,10 +20,16 @@ class EvalResult:
     images_per_second: float  # after the first batch (over the whole run if there is only one)
 
 
+def to_numpy(value: Any) -> np.ndarray:
+    """A network's output as a NumPy array (a MindSpore Tensor, or already an array from an exported model)."""
+    return value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
+
+
 def evaluate(net: nn.Cell, dataset, log_every: int = 0,
              all_reduce: Optional[Callable[[np.ndarray], np.ndarray]] = None,
              log: Callable[[str], None] = lambda line: print(line, flush=True)) -> EvalResult:
-    """Run ``net`` in inference mode over ``dataset`` (batches of image, label).
+    """Run ``net`` in inference mode over ``dataset`` (batches of image, label). ``net`` is a network, or
+    anything called like one (``deploy.ExportedModel``: an exported ONNX / MindIR file).
 
     Under data parallel each rank evaluates its own shard and ``all_reduce`` sums the counts, so the
     result covers the whole set exactly once.
@@ -35,7 +41,7 @@ def evaluate(net: nn.Cell, dataset, log_every: int = 0,
     first_batch_end, first_batch_images = start, 0
     total_batches = dataset.get_dataset_size()
     for step, (image, label) in enumerate(dataset.create_tuple_iterator(num_epochs=1), start=1):
-        logits = net(image).asnumpy().astype(np.float64)
+        logits = to_numpy(net(image)).astype(np.float64)
         labels = label.asnumpy()
         k = min(5, logits.shape[1])
         topk = np.argsort(-logits, axis=1)[:, :k]
