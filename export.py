@@ -1,4 +1,4 @@
-"""Export a model for deployment: MindIR or ONNX (dynamic batch) on any device, AIR on Ascend.
+"""Export a model for deployment: MindIR or ONNX (dynamic batch) on any device, AIR on Ascend, INT8 ONNX.
 
     python export.py --model shufflenet_v2_x1_0 --ckpt_path shufflenet_v2_x1_0-0da4b7fa.ckpt --file_format ONNX
     # shufflenet_v2_x1_0.onnx: input float32 [batch, 3, 224, 224] (RGB, ImageNet mean/std), output
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 from typing import List, Optional
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
@@ -51,8 +53,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     weights.add_argument("--pretrained", action="store_true", help="MindCV's released weights (local copy)")
     p.add_argument("--ema", action="store_true", help="export the checkpoint's EMA weights")
     p.add_argument("--num_classes", type=int, default=None, help="default: the checkpoint's (1000 with --pretrained)")
-    p.add_argument("--file_format", default="MINDIR", type=str.upper, choices=FORMATS)
-    p.add_argument("--file_name", default=None, help="output file (default: the model name)")
+    p.add_argument("--file_format", default=None, type=str.upper, choices=FORMATS,
+                   help="default MINDIR (ONNX with --quantize)")
+    p.add_argument("--file_name", default=None, help="output file (default: the model name, +'-int8' for INT8)")
     p.add_argument("--image_size", "--image_resize", dest="image_size", type=int, default=None,
                    help="input height and width (default 224)")
     p.add_argument("--crop_pct", type=float, default=None, help="recorded preprocessing (default 0.875)")
@@ -64,6 +67,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="default: the checkpoint's recorded setting, else 'same'")
     p.add_argument("--no_fold_bn", action="store_true", help="keep the BatchNorm layers")
     p.add_argument("--no_check", action="store_true", help="do not run the exported file to compare")
+    p.add_argument("--quantize", default=None, choices=["int8"],
+                   help="write an INT8 ONNX file (static post-training quantization, QDQ, per-channel weights)")
+    p.add_argument("--calib_dir", default=None, help="with --quantize: folder of calibration images (recursive)")
+    p.add_argument("--calib_images", type=int, default=None, help="with --quantize: how many (default 300)")
+    p.add_argument("--calib_method", default=None, choices=["minmax", "entropy", "percentile"],
+                   help="with --quantize: activation calibration (default minmax, chosen by measurement)")
     p.add_argument("--device", "--device_target", dest="device", default="auto",
                    help="CPU, Ascend, GPU or auto (Ascend when available, else CPU); AIR needs Ascend")
     p.add_argument("--debug", action="store_true", help="show a traceback instead of a one-line error")
@@ -85,7 +94,27 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     args.mean, args.std = check_mean_std(args.mean, args.std)
     if args.crop_pct is not None and not 0 < args.crop_pct <= 1:
         raise ValueError(f"--crop_pct must be in (0, 1], got {args.crop_pct}")
+    if args.quantize:
+        _check_quantize_args(args)
+    else:
+        for option in ("calib_dir", "calib_images", "calib_method"):
+            if getattr(args, option) is not None:
+                raise ValueError(f"--{option} is for INT8 export: add --quantize int8, or leave it out")
+        args.file_format = args.file_format or "MINDIR"
     return args
+
+
+def _check_quantize_args(args: argparse.Namespace) -> None:
+    if args.file_format not in (None, "ONNX"):
+        raise ValueError(f"--quantize int8 writes ONNX, not {args.file_format}: drop --file_format (for an INT8 "
+                         f"model on MindSpore Lite, see the README's Deploy section)")
+    if not args.calib_dir:
+        raise ValueError("--quantize int8 needs calibration images: add --calib_dir FOLDER (e.g. the training split)")
+    if args.no_fold_bn:
+        raise ValueError("--quantize int8 folds BatchNorm first: drop --no_fold_bn")
+    args.file_format = "ONNX"
+    args.calib_images = 300 if args.calib_images is None else args.calib_images
+    args.calib_method = args.calib_method or "minmax"
 
 
 def export_info(args: argparse.Namespace, num_classes: int, recorded_names: Optional[List[str]]) -> ExportInfo:
@@ -114,6 +143,7 @@ def _check_device(args: argparse.Namespace) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     device = _check_device(args)
+    calibration = _calibration(args) if args.quantize else None
     runtime.init_runtime(device=device, mode="graph")
     num_classes, recorded_names = args.num_classes, None
     if args.ckpt_path:
@@ -123,10 +153,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     net = create_model(args.model, num_classes=num_classes, pretrained=args.pretrained,
                        checkpoint_path=args.ckpt_path, ema=args.ema, pool_padding=args.pool_padding)
     info = export_info(args, net.num_classes, recorded_names)
-    result = export_model(net, args.file_name or args.model, args.file_format, args.image_size, args.batch_size,
-                          fold_bn=not args.no_fold_bn, check=not args.no_check, info=info)
-    print(_summary(args, result, net.num_classes))
-    return 0
+    if calibration is None:
+        result = export_model(net, args.file_name or args.model, args.file_format, args.image_size, args.batch_size,
+                              fold_bn=not args.no_fold_bn, check=not args.no_check, info=info)
+        print(_summary(args, result, net.num_classes))
+        return 0
+    return _export_int8(args, net, info, calibration)
 
 
 def _summary(args: argparse.Namespace, result: ExportResult, num_classes: int) -> str:
@@ -143,6 +175,48 @@ def _summary(args: argparse.Namespace, result: ExportResult, num_classes: int) -
 def _normalization(args: argparse.Namespace) -> str:
     same = all(abs(a - b) < 1e-6 for a, b in zip([*args.mean, *args.std], [*IMAGENET_MEAN, *IMAGENET_STD]))
     return "ImageNet mean/std" if same else f"mean {args.mean}, std {args.std}"
+
+
+def _calibration(args: argparse.Namespace):
+    """The calibration images, read before anything is built so that a bad folder fails fast."""
+    try:
+        from mindcv_shufflenet.quantize import calibration_images
+    except ImportError as err:
+        raise ValueError(f"--quantize int8 needs onnx and onnxruntime ({err}): pip install -e .[deploy]") from None
+    from mindcv_shufflenet.data.transforms import eval_transforms
+
+    transforms = eval_transforms(args.image_size, args.crop_pct, args.interpolation, args.mean, args.std)
+    calibration = calibration_images(args.calib_dir, args.calib_images, transforms)
+    if calibration.skipped:
+        print(f"warning: skipped {len(calibration.skipped)} unreadable file(s) under {args.calib_dir} "
+              f"(first: {calibration.skipped[0][0]}: {calibration.skipped[0][1]})", file=sys.stderr)
+    if len(calibration.paths) < args.calib_images:
+        print(f"note: {args.calib_dir} has {len(calibration.paths)} readable images, fewer than --calib_images "
+              f"{args.calib_images}: calibrating on all of them")
+    return calibration
+
+
+def _export_int8(args: argparse.Namespace, net, info: ExportInfo, calibration) -> int:
+    from mindcv_shufflenet.deploy import load_exported
+    from mindcv_shufflenet.quantize import QuantSettings, compare_logits, quantize_onnx
+
+    settings = QuantSettings(method=args.calib_method)
+    output = Path(args.file_name or f"{args.model}-int8")
+    output = output if output.suffix.lower() == ".onnx" else output.with_name(output.name + ".onnx")
+    with tempfile.TemporaryDirectory(prefix="export-int8-") as work:
+        result = export_model(net, Path(work) / "float.onnx", "ONNX", args.image_size, args.batch_size,
+                              check=not args.no_check, info=info)
+        quantize_onnx(result.path, output, calibration.images, settings, info)
+        float_logits = load_exported(result.path)(calibration.images)
+    agreement = compare_logits(float_logits, load_exported(output)(calibration.images))
+    batch = args.batch_size or "batch"
+    print(f"{output}: INT8 ({settings.describe(len(calibration.paths))} from {args.calib_dir}); input float32 "
+          f"[{batch}, 3, {args.image_size}, {args.image_size}] (RGB, {_normalization(args)}), output "
+          f"[{batch}, {net.num_classes}] logits; {result.folded_batchnorms} BatchNorms folded")
+    print(f"INT8 vs float on the {agreement.images} calibration images: top-1 agreement "
+          f"{agreement.top1_agreement:.2f}%, max abs logit diff {agreement.max_abs_diff:.3g} (mean "
+          f"{agreement.mean_abs_diff:.3g}); {output.stat().st_size / 1e6:.2f} MB")
+    return 0
 
 
 if __name__ == "__main__":

@@ -220,3 +220,170 @@ def test_export_info_round_trips_through_properties():
     assert ExportInfo.from_properties({}, "f") == ExportInfo()
     with pytest.raises(ValueError, match="recorded mindcv_shufflenet.crop_pct is not valid"):
         ExportInfo.from_properties({"mindcv_shufflenet.crop_pct": "1.5"}, "f")
+
+
+# ---------------------------------------------------------------------------------------------------- INT8
+
+def held_out(digits):
+    """The digits' validation images, preprocessed as validate.py does for the demo recipe, and their labels."""
+    from mindcv_shufflenet.data.transforms import eval_transforms
+    from mindcv_shufflenet.inference import find_images, load_image
+
+    transforms = eval_transforms(32, 1.0)
+    paths = find_images([digits / "val"])
+    return np.stack([load_image(p, transforms) for p in paths]), np.array([int(p.parent.name) for p in paths])
+
+
+def export_int8(checkpoint, digits, path, *options):
+    proc = run("export.py", "--config", DEMO, "--ckpt_path", checkpoint, "--quantize", "int8", "--calib_dir",
+               digits / "train", "--calib_images", 200, "--file_name", path, *options)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def int8(trained, digits, tmp_path_factory):
+    path = tmp_path_factory.mktemp("int8") / "digits-int8.onnx"
+    return path, export_int8(trained, digits, path)
+
+
+def assert_agrees_with_float(float_file, int8_file, digits, min_agreement):
+    """Top-1 agreement on the held-out digits, and every image's largest logit error bounded by a small part
+    of that image's float logit spread (max - min)."""
+    from mindcv_shufflenet.quantize import compare_logits
+
+    x, labels = held_out(digits)
+    float_logits, int8_logits = load_exported(float_file)(x), load_exported(int8_file)(x)
+    agreement = compare_logits(float_logits, int8_logits)
+    assert agreement.top1_agreement >= min_agreement, agreement
+    spread = float_logits.max(axis=1) - float_logits.min(axis=1)
+    assert np.max(np.abs(int8_logits - float_logits).max(axis=1) / spread) <= 0.2, agreement
+    float_top1, int8_top1 = (100 * (logits.argmax(1) == labels).mean() for logits in (float_logits, int8_logits))
+    assert abs(int8_top1 - float_top1) <= 2.0, (float_top1, int8_top1)
+
+
+@pytest.mark.slow
+def test_int8_export_is_per_channel_qdq_at_opset_17(int8):
+    path, stdout = int8
+    assert stdout.startswith(f"{path}: INT8 (int8 static QDQ, per-channel int8 weights, uint8 activations, float "
+                             f"Gemm outputs, minmax calibration on 200 images from ")
+    assert "INT8 vs float on the 200 calibration images: top-1 agreement" in stdout
+    model = onnx.load(str(path))
+    assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == {17}
+    initializers = {tensor.name: tensor for tensor in model.graph.initializer}
+    producers = {output: node for node in model.graph.node for output in node.output}
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    assert len(convs) == 56 and not [node for node in model.graph.node if node.op_type == "BatchNormalization"]
+    for conv in convs:
+        weights = producers[conv.input[1]]
+        assert weights.op_type == "DequantizeLinear" and producers[conv.input[0]].op_type == "DequantizeLinear"
+        weight, scale = initializers[weights.input[0]], initializers[weights.input[1]]
+        assert weight.data_type == onnx.TensorProto.INT8
+        assert list(scale.dims) == [weight.dims[0]] and weight.dims[0] > 1  # one scale per output channel
+    assert producers["logits"].op_type == "Gemm"  # the logits are left in float
+    info = load_exported(path).info
+    assert (info.model, info.num_classes, info.image_size, info.crop_pct) == ("shufflenet_v2_x0_5", 10, 32, 1.0)
+    assert info.quantization == ("int8 static QDQ, per-channel int8 weights, uint8 activations, float Gemm outputs, "
+                                 "minmax calibration on 200 images")
+
+
+@pytest.mark.slow
+def test_int8_v2_agrees_with_float_on_held_out_images(int8, exported, digits):
+    assert_agrees_with_float(exported["ONNX"], int8[0], digits, min_agreement=97.0)
+
+
+@pytest.mark.slow
+def test_validate_model_file_reports_the_int8_accuracy(int8, digits, tmp_path):
+    path = int8[0]
+    x, labels = held_out(digits)
+    expected = 100 * (load_exported(path)(x).argmax(1) == labels).mean()
+    got, stdout = validate_json(tmp_path, "int8", "--model_file", path, "--data_dir", digits)
+    assert stdout.startswith(f"{path.name} (shufflenet_v2_x0_5, ONNX INT8): top-1 ")
+    assert got["quantization"].startswith("int8 static QDQ") and got["top1"] == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_int8_v1_agrees_with_float_on_held_out_images(digits, tmp_path):
+    """ShuffleNet V1 (g3, 0.5x: grouped 1x1 convs, channel shuffle, average-pool shortcuts) trained on the
+    digits for 4 epochs, exported in float and INT8."""
+    run_dir = tmp_path / "run"
+    proc = run("train.py", "--config", DEMO, "--model", "shufflenet_v1_g3_05", "--data_dir", digits,
+               "--ckpt_save_dir", run_dir, "--epoch_size", 4, "--decay_epochs", 3, "--lr", 0.02)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    checkpoint = run_dir / "shufflenet_v1_g3_05-best.ckpt"
+    proc = run("export.py", "--config", DEMO, "--model", "shufflenet_v1_g3_05", "--ckpt_path", checkpoint,
+               "--file_format", "ONNX", "--file_name", tmp_path / "v1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    export_int8(checkpoint, digits, tmp_path / "v1-int8", "--model", "shufflenet_v1_g3_05")
+    assert_agrees_with_float(tmp_path / "v1.onnx", tmp_path / "v1-int8.onnx", digits, min_agreement=95.0)
+
+
+# ------------------------------------------------------------------------------------------- calibration
+
+def _colour_folder(root, colours, broken=0):
+    from PIL import Image
+
+    for i, colour in enumerate(colours):
+        folder = root / f"class{i % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (12, 10), colour).save(folder / f"{i}.png")
+    for i in range(broken):
+        (root / "class0" / f"broken{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (root / "class0" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_calibration_images_are_preprocessed_as_validate_does(tmp_path):
+    from mindcv_shufflenet.data import IMAGENET_MEAN, IMAGENET_STD, eval_transforms
+    from mindcv_shufflenet.quantize import calibration_images
+
+    colours = [(10, 20, 30), (200, 100, 0), (0, 255, 128), (90, 90, 90), (255, 0, 255)]
+    root = _colour_folder(tmp_path / "calib", colours, broken=1)
+    transforms = eval_transforms(8, 1.0)
+    three = calibration_images(root, 3, transforms, seed=1)
+    assert three.images.shape == (3, 3, 8, 8) and three.images.dtype == np.float32
+    for path, image in zip(three.paths, three.images):
+        pixel = (np.array(colours[int(path.stem)]) - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+        np.testing.assert_allclose(image, np.broadcast_to(pixel[:, None, None], (3, 8, 8)), atol=1e-5)
+    assert calibration_images(root, 3, transforms, seed=1).paths == three.paths  # the draw repeats
+    everything = calibration_images(root, 100, transforms)
+    assert len(everything.paths) == 5  # fewer than asked: all the readable ones
+    assert [path.name for path, _ in everything.skipped] == ["broken0.png"]
+
+
+def test_bad_calibration_folders_are_refused(tmp_path):
+    from mindcv_shufflenet.data import eval_transforms
+    from mindcv_shufflenet.quantize import calibration_images
+
+    transforms = eval_transforms(8, 1.0)
+    (tmp_path / "file.png").write_bytes(b"x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "text" / "a").mkdir(parents=True)
+    (tmp_path / "text" / "a" / "readme.txt").write_text("no images here")
+    broken = tmp_path / "broken" / "a"
+    broken.mkdir(parents=True)
+    for name in ("1.jpg", "2.png"):
+        (broken / name).write_bytes(b"")
+    cases = [(tmp_path / "missing", 10, FileNotFoundError, f"calibration folder not found: {tmp_path / 'missing'}"),
+             (tmp_path / "file.png", 10, FileNotFoundError, "calibration folder is a file, not a folder"),
+             (tmp_path / "empty", 10, ValueError, "no images (.jpg, .jpeg, .png"),
+             (tmp_path / "text", 10, ValueError, "no images (.jpg, .jpeg, .png"),
+             (tmp_path / "broken", 10, ValueError, "none of the 2 image files under"),
+             (tmp_path / "empty", 0, ValueError, "--calib_images must be a positive number of images, got 0")]
+    for folder, count, error, message in cases:
+        with pytest.raises(error, match=re.escape(message)):
+            calibration_images(folder, count, transforms)
+
+
+@pytest.mark.slow
+def test_export_refuses_bad_int8_options_with_one_line(tmp_path):
+    base = ["--model", "shufflenet_v2_x0_5", "--pretrained"]
+    assert_one_line_error(run("export.py", *base, "--quantize", "int8", "--calib_dir", tmp_path / "missing"),
+                          f"calibration folder not found: {tmp_path / 'missing'}: give --calib_dir a folder of images")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run("export.py", *base, "--quantize", "int8", "--calib_dir", tmp_path / "empty"),
+                          f"no images (.jpg, .jpeg, .png, .bmp, .tif, .tiff) under {tmp_path / 'empty'}")
+    assert_one_line_error(run("export.py", *base, "--quantize", "int8"), "--quantize int8 needs calibration images")
+    assert_one_line_error(run("export.py", *base, "--calib_dir", tmp_path), "--calib_dir is for INT8 export")
+    assert_one_line_error(run("export.py", *base, "--quantize", "int8", "--calib_dir", tmp_path, "--file_format",
+                              "MINDIR"), "--quantize int8 writes ONNX, not MINDIR")
