@@ -55,11 +55,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                             f"file with that onnxruntime graph optimization level (default all)")
     speed.add_argument("--out", default="output/deploy_speed")
     run = sub.add_parser("time-one", help=argparse.SUPPRESS)  # one timing, in its own process
-    run.add_argument("model_file")
+    run.add_argument("model_file", nargs="?", help="an ONNX file (not with --mindspore_model)")
+    run.add_argument("--image_size", type=int, default=224, help="with --mindspore_model")
     run.add_argument("--batch", type=int, required=True)
     run.add_argument("--threads", type=int, required=True)
     run.add_argument("--seconds", type=float, required=True)
     run.add_argument("--opt_level", default="all")
+    run.add_argument("--mindspore_model", default=None, help="time this project's network in MindSpore instead")
     return p.parse_args(argv)
 
 
@@ -184,6 +186,7 @@ VARIANTS = {
     "qoperator": {"quant_format": "qoperator"},
     "qdq-fc-float": {"float_op_types": ("Gemm",)},               # the classifier left in float
     "qdq-int8-logits": {"float_output_op_types": ()},            # the logits quantized too
+    "mindspore": None,                                           # this project's network, MindSpore graph mode
 }
 
 
@@ -208,6 +211,9 @@ def make_speed_files(args: argparse.Namespace, folder: Path) -> Dict[str, Tuple[
         if variant not in VARIANTS or level not in ("", "basic", "extended", "all"):
             raise ValueError(f"unknown variant {name!r}: choose from {', '.join(VARIANTS)}, optionally with "
                              f"@basic, @extended or @all")
+        if variant == "mindspore":
+            configs[name] = (None, "mindspore")
+            continue
         if variant not in files:
             files[variant] = quantize_onnx(files["float"], folder / f"{variant}.onnx", images,
                                            QuantSettings(**VARIANTS[variant]))
@@ -218,7 +224,38 @@ def make_speed_files(args: argparse.Namespace, folder: Path) -> Dict[str, Tuple[
 
 
 def time_one(args: argparse.Namespace) -> None:
-    """Time one file at one batch size in this process; print img/s and ms per batch as JSON."""
+    """Time one file (or, with --mindspore_model, this project's network in MindSpore graph mode) at one
+    batch size in this process; print img/s and ms per batch as JSON."""
+    if args.mindspore_model:
+        run, feed = _mindspore_runner(args)
+    else:
+        run, feed = _onnxruntime_runner(args)
+    for _ in range(3):
+        run(feed)
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < args.seconds or runs < 3:
+        run(feed)
+        runs += 1
+    per_batch = (time.perf_counter() - start) / runs
+    print(json.dumps({"ms_per_batch": 1000 * per_batch, "img_per_s": args.batch / per_batch}))
+
+
+def _mindspore_runner(args: argparse.Namespace):
+    import numpy as np
+
+    import mindcv_shufflenet  # noqa: F401  (CPU defaults, fast kernels)
+    import mindspore as ms
+    from mindcv_shufflenet import create_model, runtime
+
+    runtime.init_runtime("CPU", "graph", num_threads=args.threads)
+    net = create_model(args.mindspore_model, num_classes=1000)
+    net.set_train(False)
+    size = args.image_size
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((args.batch, 3, size, size)).astype(np.float32))
+    return (lambda feed: net(feed).asnumpy()), x
+
+
+def _onnxruntime_runner(args: argparse.Namespace):
     import numpy as np
     import onnxruntime as ort
 
@@ -231,14 +268,7 @@ def time_one(args: argparse.Namespace) -> None:
     session = ort.InferenceSession(args.model_file, options, providers=["CPUExecutionProvider"])
     shape = [args.batch, *session.get_inputs()[0].shape[1:]]
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
-    for _ in range(3):
-        session.run(None, feed)
-    runs, start = 0, time.perf_counter()
-    while time.perf_counter() - start < args.seconds or runs < 3:
-        session.run(None, feed)
-        runs += 1
-    per_batch = (time.perf_counter() - start) / runs
-    print(json.dumps({"ms_per_batch": 1000 * per_batch, "img_per_s": args.batch / per_batch}))
+    return (lambda inputs: session.run(None, inputs)), feed
 
 
 def speed(args: argparse.Namespace) -> Dict:
@@ -261,19 +291,23 @@ def speed(args: argparse.Namespace) -> Dict:
             ips = statistics.median(r["img_per_s"] for r in samples)
             rows.append({"file": name, "batch": batch, "img_per_s": ips,
                          "ms_per_batch": statistics.median(r["ms_per_batch"] for r in samples),
-                         "speedup": ips / base, "size_mb": path.stat().st_size / 1e6,
+                         "speedup": ips / base, "size_mb": path.stat().st_size / 1e6 if path else None,
                          "samples_img_per_s": [round(r["img_per_s"], 1) for r in samples]})
     return {"model": args.model, "image_size": args.image_size, "threads": args.threads, "rounds": args.rounds,
             "load_before": load_before, "load_after": os.getloadavg(), "cpu": _cpu_flags(),
             "onnxruntime": _ort_version(), "rows": rows}
 
 
-def _time_in_subprocess(path: Path, level: str, batch: int, args: argparse.Namespace) -> Dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "time-one", str(path), "--batch", str(batch),
-               "--threads", str(args.threads), "--seconds", str(args.seconds), "--opt_level", level]
+def _time_in_subprocess(path: Optional[Path], level: str, batch: int, args: argparse.Namespace) -> Dict:
+    command = [sys.executable, str(Path(__file__).resolve()), "time-one", "--batch", str(batch), "--threads",
+               str(args.threads), "--seconds", str(args.seconds)]
+    if level == "mindspore":
+        command += ["--mindspore_model", args.model, "--image_size", str(args.image_size)]
+    else:
+        command += [str(path), "--opt_level", level]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
-        raise RuntimeError(f"timing {path.name} at batch {batch} failed: {proc.stderr.strip()[-500:]}")
+        raise RuntimeError(f"timing {path or 'mindspore'} at batch {batch} failed: {proc.stderr.strip()[-500:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -299,7 +333,8 @@ def speed_table(result: Dict) -> str:
              f"{result['load_after'][0]:.2f}", "",
              "| file | batch | img/s | ms per batch | vs float | size (MB) |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['file']} | {r['batch']} | {r['img_per_s']:.1f} | {r['ms_per_batch']:.2f} | "
-              f"{r['speedup']:.2f}x | {r['size_mb']:.2f} |" for r in result["rows"]]
+              f"{r['speedup']:.2f}x | {'-' if r['size_mb'] is None else format(r['size_mb'], '.2f')} |"
+              for r in result["rows"]]
     return "\n".join(lines)
 
 

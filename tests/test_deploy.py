@@ -387,3 +387,23 @@ def test_export_refuses_bad_int8_options_with_one_line(tmp_path):
     assert_one_line_error(run("export.py", *base, "--calib_dir", tmp_path), "--calib_dir is for INT8 export")
     assert_one_line_error(run("export.py", *base, "--quantize", "int8", "--calib_dir", tmp_path, "--file_format",
                               "MINDIR"), "--quantize int8 writes ONNX, not MINDIR")
+
+
+# ------------------------------------------------------------------------------------------- benchmark script
+
+@pytest.mark.slow
+def test_deploy_benchmark_speed_quick_run_writes_ratios_to_the_float_file(tmp_path):
+    proc = run("scripts/deploy_benchmark.py", "speed", "--model", "shufflenet_v2_x0_5", "--image_size", 32,
+               "--batches", "1,2", "--rounds", 2, "--seconds", 0.1, "--threads", 1, "--variants", "float,qdq,qdq@basic",
+               "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "speed.json").read_text())
+    rows = {(row["file"], row["batch"]): row for row in result["rows"]}
+    assert set(rows) == {(name, batch) for name in ("float", "qdq", "qdq@basic") for batch in (1, 2)}
+    for (name, batch), row in rows.items():
+        assert len(row["samples_img_per_s"]) == 2 and row["img_per_s"] > 0
+        base = rows[("float", batch)]["img_per_s"]
+        assert row["speedup"] == pytest.approx(row["img_per_s"] / base)
+    assert rows[("qdq", 1)]["size_mb"] == rows[("qdq@basic", 1)]["size_mb"] < rows[("float", 1)]["size_mb"]
+    assert result["threads"] == 1 and len(result["load_before"]) == 3
+    assert "| qdq | 1 |" in (tmp_path / "speed.md").read_text()
