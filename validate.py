@@ -70,23 +70,19 @@ def parse_config(argv: Optional[List[str]] = None):
 
 
 def recorded_settings(exported: ExportedModel, given: set) -> dict:
-    """The config values an exported file records, for the keys not given on the command line or in --config;
-    a given value that differs from the recorded one is used, with a warning."""
+    """The config values an exported file records, for the keys not given on the command line or in --config."""
     settings = {}
     for field, key in RECORDED_KEYS.items():
         value = exported.num_classes if field == "num_classes" else getattr(exported.info, field)
-        if value is None:
-            continue
-        if key not in given:
+        if value is not None and key not in given:
             settings[key] = list(value) if isinstance(value, tuple) else value
-        elif key not in ("model", "num_classes", "image_resize"):  # those three are checked, not just warned about
-            print(f"warning: {exported.path} records {key} {_plain(value)}; using the value given instead",
-                  file=sys.stderr)
     return settings
 
 
-def _plain(value):
-    return [round(v, 4) for v in value] if isinstance(value, tuple) else value
+def _differs(given, recorded) -> bool:
+    if isinstance(recorded, tuple):
+        return len(given) != len(recorded) or any(abs(a - b) > 1e-6 for a, b in zip(given, recorded))
+    return given != recorded
 
 
 def check_model_file_args(cfg, args) -> None:
@@ -96,10 +92,16 @@ def check_model_file_args(cfg, args) -> None:
     if cfg.val_amp_level != "O0":
         raise ConfigError("val_amp_level applies to checkpoints; an exported file runs at the precision it was "
                           "exported in: leave val_amp_level out")
-    recorded = args.exported.info.model
-    if recorded is not None and recorded != cfg.model:
-        raise ConfigError(f"{args.exported.path} was exported from {recorded}, not {cfg.model}: leave --model "
-                          f"out (or use a config for {recorded})")
+    info = args.exported.info
+    if info.model is not None and info.model != cfg.model:
+        raise ConfigError(f"{args.exported.path} was exported from {info.model}, not {cfg.model}: leave --model "
+                          f"out (or use a config for {info.model})")
+    for key in ("crop_pct", "interpolation", "mean", "std"):  # the size and classes are checked against the file
+        recorded = getattr(info, key)
+        if recorded is not None and _differs(getattr(cfg, key), recorded):
+            shown = [round(v, 4) for v in recorded] if isinstance(recorded, tuple) else recorded
+            print(f"warning: {args.exported.path} records {key} {shown}; using the {key} given instead",
+                  file=sys.stderr)
 
 
 def _given(argv: Optional[List[str]], key: str) -> bool:

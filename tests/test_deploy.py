@@ -133,6 +133,9 @@ def test_model_files_that_do_not_fit_are_refused_with_one_line(exported, digits,
                               "shufflenet_v2_x1_0"), "was exported from shufflenet_v2_x0_5, not shufflenet_v2_x1_0")
     assert_one_line_error(run("validate.py", "--model_file", onnx_file, "--data_dir", digits, "--ckpt_path", "x.ckpt"),
                           "give either --model_file or a checkpoint")
+    given = run("validate.py", "--model_file", onnx_file, "--data_dir", digits, "--crop_pct", 0.875)
+    assert given.returncode == 0, given.stderr[-2000:]
+    assert f"warning: {onnx_file} records crop_pct 1.0; using the crop_pct given instead" in given.stderr
     not_a_model = tmp_path / "notes.onnx"
     not_a_model.write_text("not a model\n")
     assert_one_line_error(run("validate.py", "--model_file", not_a_model, "--data_dir", digits),
