@@ -2,6 +2,7 @@
 
     python infer.py --model shufflenet_v2_x1_0 --ckpt_path shufflenet_v2_x1_0-0da4b7fa.ckpt cat.jpg photos/
     # cat.jpg: tabby 62.31%, tiger cat 21.04%, Egyptian cat 10.12%, lynx 1.20%, tiger 0.43%   (made-up figures)
+    python infer.py --model_file shufflenet_v2_x1_0-int8.onnx cat.jpg     # an exported .onnx or .mindir
 
 Preprocessing is validate.py's: resize the short side to image_resize / crop_pct, center crop, normalize,
 with what the checkpoint records it was trained with (train.py writes it), else the model's settings
@@ -10,6 +11,8 @@ config.yaml, as validate.py does: its model, weights, class count and preprocess
 --class_names (a file with one name per line, or a dataset folder whose sorted subfolders are the classes),
 else those recorded in the checkpoint, else a classes.txt beside it, else ImageNet's for 1000 classes, else
 class indices. The number of classes is read from the checkpoint.
+With --model_file, the model name, classes, class names and preprocessing (image size, crop_pct,
+interpolation, mean/std, channel order) come from what export.py recorded in the file, unless given here.
 """
 
 from __future__ import annotations
@@ -17,28 +20,32 @@ from __future__ import annotations
 import argparse
 import sys
 import json
-from typing import List, Optional
+from typing import List, Optional, Tuple
+
+import numpy as np
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import runtime
 from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_model_arguments, eval_preprocessing,
-                                   model_from_arguments, resolve_model_arguments)
+                                   exported_preprocessing, model_from_arguments, resolve_model_arguments)
 from mindcv_shufflenet.constants import INTERPOLATIONS
 from mindcv_shufflenet.data.transforms import eval_transforms
+from mindcv_shufflenet.deploy import ExportedModel, describe, load_exported, recorded_class_names
 from mindcv_shufflenet.inference import find_images, predict, resolve_class_names
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("images", nargs="+", help="image files and folders (searched recursively)")
-    add_model_arguments(p, "use")
+    add_model_arguments(p, "use", model_file=True)
     p.add_argument("--class_names", default=None, help="file with one class name per line, or a dataset folder")
     p.add_argument("--top_k", type=int, default=5)
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--image_resize", type=int, default=None,
-                   help="crop size fed to the network (default: the model's)")
-    p.add_argument("--crop_pct", type=float, default=None, help="default: the model's")
-    p.add_argument("--interpolation", default=None, choices=INTERPOLATIONS, help="default: the model's")
+                   help="crop size fed to the network (default: the checkpoint's or file's record, else the "
+                   "model's)")
+    p.add_argument("--crop_pct", type=float, default=None, help="default: recorded, else the model's")
+    p.add_argument("--interpolation", default=None, choices=INTERPOLATIONS, help="default: recorded, else the model's")
     p.add_argument("--mode", default="graph", help="graph or pynative")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
     return resolve_model_arguments(p.parse_args(argv))
@@ -47,16 +54,26 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     images = find_images(args.images)
+    exported = load_exported(args.model_file) if args.model_file else None
     given = {option: getattr(args, option, None) for option in PREPROCESSING_OPTIONS}
-    pre = eval_preprocessing(args.model, args.ckpt_path, given)
+    if exported is not None:
+        pre = exported_preprocessing(exported, args.model, given)
+        exported.check_fits(pre.input_size, args.num_classes)
+    else:
+        pre = eval_preprocessing(args.model, args.ckpt_path, given)
     transforms = eval_transforms(pre.input_size, pre.crop_pct, pre.interpolation, pre.mean, pre.std,
                                  pre.channel_order)
     runtime.init_runtime(device=runtime.resolve_device(args.device), mode=args.mode)
-    net, recorded_names = model_from_arguments(args)
-    num_classes = net.num_classes
-    names, origin = resolve_class_names(num_classes, args.class_names, recorded_names, args.ckpt_path)
+    if exported is not None:
+        net, name, num_classes, recorded_names = _exported_classifier(args, exported)
+    else:
+        net, recorded_names = model_from_arguments(args)
+        name, num_classes = args.model, net.num_classes
+    names, origin = resolve_class_names(num_classes, args.class_names, recorded_names,
+                                        args.ckpt_path or args.model_file,
+                                        recorded_origin="the model file" if exported else "the checkpoint")
     if not args.json:
-        print(f"{args.model}, {num_classes} classes (names: {origin}), {len(images)} image{'s' * (len(images) != 1)}")
+        print(f"{name}, {num_classes} classes (names: {origin}), {len(images)} image{'s' * (len(images) != 1)}")
     for result in predict(net, images, transforms, args.batch_size, args.top_k):
         if args.json:
             print(json.dumps({"image": str(result.path), "top_k": [
@@ -66,6 +83,19 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{result.path}: " + ", ".join(f"{names[i]} {100 * p:.2f}%"
                                                  for i, p in zip(result.indices, result.probabilities)))
     return 0
+
+
+def _exported_classifier(args: argparse.Namespace, exported: ExportedModel) -> Tuple[ExportedModel, str, int,
+                                                                                     Optional[List[str]]]:
+    """(model, its name, number of classes, recorded class names) for --model_file."""
+    if args.model and exported.info.model and args.model != exported.info.model:
+        raise ValueError(f"{exported.path} was exported from {exported.info.model}, not {args.model}: leave "
+                         f"--model out (or use a config for {exported.info.model})")
+    num_classes = exported.num_classes or args.num_classes
+    if num_classes is None:
+        num_classes = exported(np.zeros((1, *exported.input_shape), np.float32)).shape[1]
+    name = f"{exported.path.name} ({args.model or exported.info.model or 'model not recorded'}, {describe(exported)})"
+    return exported, name, num_classes, recorded_class_names(exported)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
-"""Evaluate a checkpoint on an ImageNet-style folder: top-1 / top-5 accuracy and loss.
+"""Evaluate a checkpoint or an exported model on an ImageNet-style folder: top-1 / top-5 accuracy and loss.
 
     python validate.py --model shufflenet_v2_x1_0 --ckpt_path shufflenet_v2_x1_0-0da4b7fa.ckpt \
         --data_dir /data/imagenet [--val_split val] [--batch_size 64] [--device Ascend]
     python validate.py --config configs/shufflenetv2/shufflenet_v2_x1_0_cpu.yaml --ckpt_path run/...-best.ckpt
+    python validate.py --model_file shufflenet_v2_x1_0-int8.onnx --data_dir /data/imagenet   # or a .mindir
 
 Options are MindCV's config keys (a training YAML works as --config; its evaluation keys are used:
 model, data_dir, val_split, batch_size, image_resize, crop_pct, interpolation, mean, std, ...).
 Preprocessing is MindCV's: resize the short side to image_resize / crop_pct, center crop, normalize; the
 values not given are those the checkpoint records it was trained with (train.py writes them), else the
-model's (``model_info(model).preprocessing``).
+model's (``model_info(model).preprocessing``). An exported file (--model_file: .onnx through onnxruntime,
+.mindir through MindSpore) runs through the same pipeline; the model name, class count and the
+preprocessing export.py recorded in it are used for the keys not given on the command line or in --config.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ from typing import List, Optional, Tuple
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import create_model, runtime
-from mindcv_shufflenet.cli import PREPROCESSING_OPTIONS, eval_preprocessing
+from mindcv_shufflenet.cli import PREPROCESSING_OPTIONS, eval_preprocessing, exported_preprocessing
 from mindcv_shufflenet.config import Config, ConfigError, build_parser, load_config
-from mindcv_shufflenet.data import create_eval_dataset
+from mindcv_shufflenet.data import create_eval_dataset, find_classes
+from mindcv_shufflenet.data.folders import split_folder
+from mindcv_shufflenet.deploy import ExportedModel, describe, load_exported
 from mindcv_shufflenet.engine import evaluate
+from mindcv_shufflenet.engine.evaluate import EvalResult
 from mindcv_shufflenet.models.weights import checkpoint_classes
 
 EVAL_KEYS = ("model", "ckpt_path", "pretrained", "data_dir", "val_split", "num_classes", "in_channels",
@@ -40,23 +46,57 @@ def parse_config(argv: Optional[List[str]] = None) -> Tuple[Config, argparse.Nam
     parser = build_parser(__doc__.splitlines()[0], keys=EVAL_KEYS)
     parser.add_argument("--ema", dest="ema_weights", action="store_true",
                         help="evaluate the checkpoint's EMA copy (ema.* weights)")
+    parser.add_argument("--model_file", default=None, metavar="FILE",
+                        help="an exported model (.onnx, .mindir) to evaluate instead of a checkpoint")
     parser.add_argument("--device", dest="device_alias", default=None, help="same as --device_target")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON here")
     args, _ = parser.parse_known_args(argv)
     overrides = {"device_target": args.device_alias} if args.device_alias else {}
+    given = {k for k in (*EVAL_DEFAULTS, *PREPROCESSING_OPTIONS, "model", "num_classes") if _given(argv, k)}
+    if args.config:
+        given |= _yaml_keys(args.config)
+    args.exported = load_exported(args.model_file) if args.model_file else None
+    if args.exported is not None:
+        overrides.update(recorded_identity(args.exported, given))
     cfg = load_config(argv, parser=parser, **overrides)
-    if not cfg.ckpt_path and not cfg.pretrained:
-        raise ConfigError("give --ckpt_path FILE (or --pretrained for MindCV's released weights)")
-    given = {k for k in (*EVAL_DEFAULTS, *PREPROCESSING_OPTIONS) if _given(argv, k)}
-    if cfg.source:
-        given |= set(_yaml_keys(cfg.source))
-    # The preprocessing: what was given, else what the checkpoint records, else the model's (see cli.py).
-    pre = eval_preprocessing(cfg.model, cfg.ckpt_path or None,
-                             {k: getattr(cfg, k) for k in PREPROCESSING_OPTIONS if k in given})
+    given_pre = {k: getattr(cfg, k) for k in PREPROCESSING_OPTIONS if k in given}
+    if args.exported is not None:
+        check_model_file_args(cfg, args)
+        # The preprocessing: what was given, else what the file records, else the model's (see cli.py).
+        pre = exported_preprocessing(args.exported, cfg.model, given_pre)
+    elif not cfg.ckpt_path and not cfg.pretrained:
+        raise ConfigError("give --ckpt_path FILE (or --pretrained for MindCV's released weights, or --model_file "
+                          "for an exported model)")
+    else:
+        # The preprocessing: what was given, else what the checkpoint records, else the model's (see cli.py).
+        pre = eval_preprocessing(cfg.model, cfg.ckpt_path or None, given_pre)
     cfg = cfg.replace(**{k: v for k, v in EVAL_DEFAULTS.items() if k not in given},
                       image_resize=pre.input_size, crop_pct=pre.crop_pct, interpolation=pre.interpolation,
                       mean=pre.mean, std=pre.std)
     return cfg, args, pre.channel_order
+
+
+def recorded_identity(exported: ExportedModel, given: set) -> dict:
+    """The model name and class count an exported file records, for the keys not given on the command line
+    or in --config."""
+    if exported.info.model is None and "model" not in given:
+        raise ConfigError(f"{exported.path} records no model name: give --model NAME (the name is only "
+                          f"reported; the file holds the network)")
+    recorded = {"model": exported.info.model, "num_classes": exported.num_classes or exported.info.num_classes}
+    return {key: value for key, value in recorded.items() if value is not None and key not in given}
+
+
+def check_model_file_args(cfg: Config, args: argparse.Namespace) -> None:
+    """--model_file replaces the checkpoint options; the file's recorded model must be the one named."""
+    if cfg.ckpt_path or cfg.pretrained or args.ema_weights:
+        raise ConfigError("give either --model_file or a checkpoint (--ckpt_path, --pretrained, --ema), not both")
+    if cfg.val_amp_level != "O0":
+        raise ConfigError("val_amp_level applies to checkpoints; an exported file runs at the precision it was "
+                          "exported in: leave val_amp_level out")
+    info = args.exported.info
+    if info.model is not None and info.model != cfg.model:
+        raise ConfigError(f"{args.exported.path} was exported from {info.model}, not {cfg.model}: leave --model "
+                          f"out (or use a config for {info.model})")
 
 
 def _given(argv: Optional[List[str]], key: str) -> bool:
@@ -74,6 +114,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg, args, channel_order = parse_config(argv)
     device = runtime.resolve_device(cfg.device_target)
     runtime.init_runtime(device=device, mode=cfg.mode)
+    if args.exported is not None:
+        result = validate_model_file(cfg, args.exported, channel_order)
+        report(cfg, result, args.json, f"{args.exported.path.name} ({cfg.model}, {describe(args.exported)})",
+               {"model_file": str(args.exported.path), "format": args.exported.file_format,
+                "quantization": args.exported.info.quantization})
+        return 0
     num_classes = cfg.num_classes
     if num_classes is None:
         num_classes = 1000 if cfg.pretrained else (checkpoint_classes(cfg.ckpt_path, ema=args.ema_weights)[0] or 1000)
@@ -87,15 +133,29 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         ms.amp.auto_mixed_precision(net, cfg.val_amp_level)
     result = evaluate(net, dataset, log_every=cfg.log_interval)
-    print(f"{cfg.model}: top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  loss {result.loss:.4f}  "
+    report(cfg, result, args.json, cfg.model, {"checkpoint": cfg.ckpt_path or "pretrained", "ema": args.ema_weights})
+    return 0
+
+
+def validate_model_file(cfg: Config, exported: ExportedModel, channel_order: str) -> EvalResult:
+    """Evaluate an exported file after checking that its input size and classes fit the data."""
+    folder = split_folder(cfg.data_dir, cfg.val_split, "val_split")
+    exported.check_fits(cfg.image_resize, cfg.num_classes, len(find_classes(folder)), folder)
+    dataset = create_eval_dataset(cfg.data_dir, cfg.val_split, cfg.batch_size, cfg.image_resize, cfg.crop_pct,
+                                  cfg.interpolation, cfg.num_parallel_workers, exported.num_classes or cfg.num_classes,
+                                  mean=cfg.mean, std=cfg.std, channel_order=channel_order)
+    return evaluate(exported, dataset, log_every=cfg.log_interval)
+
+
+def report(cfg: Config, result: EvalResult, json_path: Optional[str], name: str, source: dict) -> None:
+    """The result line, and the JSON record with ``--json``."""
+    print(f"{name}: top-1 {result.top1:.2f}%  top-5 {result.top5:.2f}%  loss {result.loss:.4f}  "
           f"({result.images} images in {result.seconds:.1f} s, {result.images_per_second:.1f} img/s after the "
           f"first batch)")
-    if args.json:
-        record = {"model": cfg.model, "checkpoint": cfg.ckpt_path or "pretrained", "ema": args.ema_weights,
-                  "data": str(Path(cfg.data_dir) / cfg.val_split), "top1": result.top1, "top5": result.top5,
-                  "loss": result.loss, "images": result.images, "seconds": result.seconds}
-        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
-    return 0
+    if json_path:
+        record = {"model": cfg.model, **source, "data": str(Path(cfg.data_dir) / cfg.val_split), "top1": result.top1,
+                  "top5": result.top5, "loss": result.loss, "images": result.images, "seconds": result.seconds}
+        Path(json_path).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What the command lines that run one trained network (``infer.py``, ``export.py``) share: the options that
-name the model and its weights, and building the network from them."""
+name the model and its weights, building the network from them, and the preprocessing its input needs
+(also for an exported file, ``--model_file``)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from typing import Any, Callable, List, Mapping, Optional, Tuple
 from mindspore import nn
 
 from .constants import POOL_PADDINGS
-from .models import create_model, model_info
+from .models import create_model, list_models, model_info
 from .models.metadata import Preprocessing
 from .models.weights import checkpoint_classes, recorded_preprocessing
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, verb: str, model_file: bool = False) -> None:
     """``--model``, ``--ckpt_path`` or ``--pretrained``, ``--ema``, ``--num_classes``, ``--pool_padding``,
-    ``--device`` and ``--debug``; ``verb`` says what the command does with the weights ("export")."""
+    ``--device`` and ``--debug``; ``verb`` says what the command does with the weights ("export").
+    ``model_file``: also ``--model_file``, an exported file used instead of a checkpoint."""
     parser.add_argument("--config", default=None, metavar="YAML",
                         help="a recipe or a run's config.yaml: its model, ckpt_path, num_classes, pool_padding and "
                              "preprocessing keys are the defaults of the options not given")
@@ -26,6 +28,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--ckpt_path", help="checkpoint (this project's, MindCV's or a converted one)")
     weights.add_argument("--pretrained", action="store_true", help="MindCV's released weights (local copy)")
+    if model_file:
+        weights.add_argument("--model_file", help="an exported model (.onnx through onnxruntime, .mindir through "
+                             "MindSpore) instead of a checkpoint; its recorded model name, classes and "
+                             "preprocessing are the defaults")
     parser.add_argument("--ema", action="store_true", help=f"{verb} the checkpoint's EMA weights")
     parser.add_argument("--num_classes", type=int, default=None,
                         help="default: the checkpoint's (1000 with --pretrained)")
@@ -43,16 +49,24 @@ CONFIG_DEFAULTS = ("model", "num_classes", "pool_padding", "image_resize", "crop
 
 def resolve_model_arguments(args: argparse.Namespace) -> argparse.Namespace:
     """Fill options not given from ``--config`` (checked as train.py checks it), then require a model and
-    exactly one source of weights."""
+    exactly one source of weights (a checkpoint, the released weights or, where offered, ``--model_file``)."""
+    model_file = getattr(args, "model_file", None)
+    if model_file:
+        for option in ("ema", "pool_padding"):
+            if getattr(args, option):
+                raise ValueError(f"--{option} applies to checkpoints, not to --model_file (the file holds the "
+                                 f"network)")
     if args.config:
         from .config import load_config
 
         cfg = load_config(["--config", args.config])
         for key in CONFIG_DEFAULTS:
-            if getattr(args, key, None) is None:
+            if getattr(args, key, None) is None and not (model_file and key == "pool_padding"):
                 setattr(args, key, getattr(cfg, key))
-        if not args.ckpt_path and not args.pretrained:
+        if not model_file and not args.ckpt_path and not args.pretrained:
             args.ckpt_path, args.pretrained = cfg.ckpt_path or None, bool(cfg.pretrained)
+    if model_file:  # the model name and classes are the file's (checked when it is loaded)
+        return args
     if not args.model and args.ckpt_path:  # a checkpoint written by train.py names its model
         from .models.weights import read_checkpoint_with_meta
 
@@ -103,6 +117,42 @@ def eval_preprocessing(model: str, ckpt_path: Optional[str], given: Mapping[str,
                  f"{ckpt_path} was trained with")
         changes[name] = value
     return replace(chosen, **changes)
+
+
+def exported_preprocessing(exported: Any, model: Optional[str], given: Mapping[str, Any],
+                           note: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> Preprocessing:
+    """How to preprocess images for an exported file (``deploy.ExportedModel``): the options given, else what
+    export.py recorded in the file, else the model's metadata (MindCV's defaults for an unknown model).
+
+    A given crop_pct, interpolation, mean or std that differs from the record is used, with a warning; the
+    input size and classes are checked against the file itself (``ExportedModel.check_fits``).
+    """
+    info = exported.info
+    model = model or info.model
+    base = model_info(model).preprocessing if model in list_models() else Preprocessing()
+    recorded = {"input_size": info.image_size or exported.input_shape[1], "crop_pct": info.crop_pct,
+                "interpolation": info.interpolation, "channel_order": info.channel_order, "mean": info.mean,
+                "std": info.std}
+    changes = {name: value for name, value in recorded.items() if value is not None}
+    for option, name in PREPROCESSING_OPTIONS.items():
+        value = given.get(option)
+        if value is None:
+            continue
+        value = tuple(float(v) for v in value) if name in ("mean", "std") else value
+        if name != "input_size" and name in changes and _differs(value, changes[name]):
+            shown = [round(v, 4) for v in changes[name]] if isinstance(value, tuple) else changes[name]
+            note(f"warning: {exported.path} records {option} {shown}; using the {option} given instead")
+        changes[name] = value
+    try:
+        return replace(base, **changes)
+    except ValueError as err:
+        raise ValueError(f"{exported.path}: its preprocessing is not valid ({err})") from None
+
+
+def _differs(given: Any, recorded: Any) -> bool:
+    if isinstance(recorded, tuple):
+        return len(given) != len(recorded) or any(abs(a - b) > 1e-6 for a, b in zip(given, recorded))
+    return given != recorded
 
 
 def _shown(value: Any) -> str:

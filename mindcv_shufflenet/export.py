@@ -16,6 +16,7 @@ import numpy as np
 from mindspore import nn, ops
 
 from . import runtime
+from .deploy import ExportInfo, mindir_info_writer, write_onnx_info
 from .kernels import use_native_kernels
 
 FORMATS = ("MINDIR", "ONNX", "AIR")
@@ -113,11 +114,12 @@ class ExportResult:
     folded_batchnorms: int
     max_abs_diff: Optional[float]  # exported file vs the original network, on a random batch; None: not checked
     checked_with: str
+    info_recorded: bool = False  # the ExportInfo is in the file (ONNX needs the onnx package to write it)
 
 
 def export_model(net: nn.Cell, file_name: str | os.PathLike, file_format: str = "MINDIR", image_size: int = 224,
                  batch_size: Optional[int] = None, fold_bn: bool = True, check: bool = True,
-                 in_channels: int = 3) -> ExportResult:
+                 in_channels: int = 3, info: Optional[ExportInfo] = None) -> ExportResult:
     """Export ``net`` for inference, by default with BatchNorm folded and a dynamic batch.
 
     Args:
@@ -129,6 +131,9 @@ def export_model(net: nn.Cell, file_name: str | os.PathLike, file_format: str = 
         fold_bn: fold BatchNorm into the convolutions first (:func:`fold_batchnorm`).
         check: run the exported file (MindIR reloaded in MindSpore, ONNX in onnxruntime if installed) on
             a random batch and report the largest difference from the original network's logits.
+        info: what to record in the file about its input and output (``deploy.ExportInfo``: model name,
+            classes, preprocessing): ONNX ``metadata_props`` (when the onnx package is installed), MindIR
+            ``user_info``. Not recorded in AIR.
 
     Raises:
         ValueError: unknown format, AIR off Ascend, or bad sizes.
@@ -160,20 +165,31 @@ def export_model(net: nn.Cell, file_name: str | os.PathLike, file_format: str = 
         folded = fold_batchnorm(net) if fold_bn else 0
         export_friendly_pools(net)
         spec = ms.Tensor(shape=[batch_size, in_channels, image_size, image_size], dtype=ms.float32)
-        stem = str(path.with_suffix(""))
-        if file_format == "ONNX":
-            ms.onnx.export(net, spec, file_name=str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                           dynamic_axes={} if batch_size else {INPUT_NAME: {0: "batch"}})
-        else:
-            ms.export(net, spec, file_name=stem, file_format=file_format)
-        if not path.is_file():
-            raise ValueError(f"MindSpore did not write {path}")
+        recorded = _write(net, spec, path, file_format, batch_size, info)
         diff, checked_with = None, "not checked"
         if check:
             diff, checked_with = _check_export(path, file_format, probe, expected)
     finally:
         runtime.set_mode(previous_mode)
-    return ExportResult(path, file_format, folded, diff, checked_with)
+    return ExportResult(path, file_format, folded, diff, checked_with, recorded)
+
+
+def _write(net: nn.Cell, spec: ms.Tensor, path: Path, file_format: str, batch_size: Optional[int],
+           info: Optional[ExportInfo]) -> bool:
+    """Write the file; returns whether ``info`` was recorded in it."""
+    if file_format == "ONNX":
+        ms.onnx.export(net, spec, file_name=str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                       dynamic_axes={} if batch_size else {INPUT_NAME: {0: "batch"}})
+    elif file_format == "MINDIR" and info is not None:
+        ms.export(net, spec, file_name=str(path.with_suffix("")), file_format=file_format,
+                  custom_func=mindir_info_writer(info))
+    else:
+        ms.export(net, spec, file_name=str(path.with_suffix("")), file_format=file_format)
+    if not path.is_file():
+        raise ValueError(f"MindSpore did not write {path}")
+    if info is None or file_format == "AIR":
+        return False
+    return write_onnx_info(path, info) if file_format == "ONNX" else True
 
 
 def _check_export(path: Path, file_format: str, probe: np.ndarray,

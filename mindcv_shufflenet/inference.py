@@ -61,8 +61,11 @@ def write_class_names(folder: str | os.PathLike, names: Sequence[str]) -> Path:
 
 def resolve_class_names(num_classes: int, class_names: Optional[str | os.PathLike] = None,
                         recorded: Optional[Sequence[str]] = None,
-                        checkpoint_path: Optional[str | os.PathLike] = None) -> Tuple[List[str], str]:
+                        checkpoint_path: Optional[str | os.PathLike] = None,
+                        recorded_origin: str = "the checkpoint") -> Tuple[List[str], str]:
     """The names of a ``num_classes``-way classifier and where they came from (see the module doc).
+    ``recorded`` are the names the model's file records (``recorded_origin`` says which file that is);
+    ``checkpoint_path`` is the file (checkpoint or exported model) beside which ``classes.txt`` is looked for.
 
     Raises:
         ValueError: if the chosen names are not ``num_classes`` many.
@@ -71,7 +74,7 @@ def resolve_class_names(num_classes: int, class_names: Optional[str | os.PathLik
     if class_names:
         candidates.append((lambda: read_class_names(class_names), str(class_names)))
     elif recorded:
-        candidates.append((lambda: list(recorded), "the checkpoint"))
+        candidates.append((lambda: list(recorded), recorded_origin))
     elif checkpoint_path and (Path(checkpoint_path).parent / CLASSES_FILE).is_file():
         beside = Path(checkpoint_path).parent / CLASSES_FILE
         candidates.append((lambda: read_class_names(beside), str(beside)))
@@ -142,8 +145,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def predict(net: "nn.Cell", images: Sequence[Path], transforms: Sequence, batch_size: int = 16,
             top_k: int = 5) -> Iterator[Prediction]:
-    """Top-``top_k`` classes and probabilities (softmax of the logits) for each image, batch by batch."""
+    """Top-``top_k`` classes and probabilities (softmax of the logits) for each image, batch by batch.
+    ``net`` is a network or an exported model (``deploy.ExportedModel``)."""
     import mindspore as ms
+
+    from .engine.evaluate import to_numpy
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -153,7 +159,7 @@ def predict(net: "nn.Cell", images: Sequence[Path], transforms: Sequence, batch_
     for start in range(0, len(images), batch_size):
         batch = list(images[start:start + batch_size])
         x = np.stack([load_image(path, transforms) for path in batch])
-        probabilities = softmax(net(ms.Tensor(x)).asnumpy())
+        probabilities = softmax(to_numpy(net(ms.Tensor(x))))
         k = min(top_k, probabilities.shape[1])
         best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
         for path, row, p in zip(batch, best, probabilities):

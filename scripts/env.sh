@@ -1,4 +1,4 @@
-# Sourced by the other scripts: create (or reuse) .venv with the project and its test dependencies.
+# Sourced by the other scripts: create (or reuse) .venv with the project and its test, demo and deploy dependencies.
 # PYTHON picks the interpreter (default python3; MindSpore 2.10 has wheels for Python 3.10-3.12).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,7 +14,7 @@ if [ ! -f "$STAMP" ]; then
   echo "installing mindcv-shufflenet and its dependencies into $VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   # setuptools announces every editable install with a warning a user need not read.
-  PYTHONWARNINGS="ignore:Editable installation" "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,demo]"
+  PYTHONWARNINGS="ignore:Editable installation" "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,demo,deploy]"
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi

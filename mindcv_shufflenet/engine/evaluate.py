@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from mindspore import nn
@@ -33,10 +33,16 @@ def nonfinite_note(nonfinite: int, images: int, correct1: int) -> str:
             f"on the CPU evaluate in float32 (val_amp_level O0)")
 
 
+def to_numpy(value: Any) -> np.ndarray:
+    """A network's output as a NumPy array (a MindSpore Tensor, or already an array from an exported model)."""
+    return value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
+
+
 def evaluate(net: nn.Cell, dataset, log_every: int = 0,
              all_reduce: Optional[Callable[[np.ndarray], np.ndarray]] = None,
              log: Callable[[str], None] = logger.info) -> EvalResult:
-    """Run ``net`` in inference mode over ``dataset`` (batches of image, label).
+    """Run ``net`` in inference mode over ``dataset`` (batches of image, label). ``net`` is a network, or
+    anything called like one (``deploy.ExportedModel``: an exported ONNX / MindIR file).
 
     Under data parallel each rank evaluates its own shard and ``all_reduce`` sums the counts, so the
     result covers the whole set exactly once.
@@ -48,7 +54,7 @@ def evaluate(net: nn.Cell, dataset, log_every: int = 0,
     first_batch_end, first_batch_images = start, 0
     total_batches = dataset.get_dataset_size()
     for step, (image, label) in enumerate(dataset.create_tuple_iterator(num_epochs=1), start=1):
-        logits = net(image).asnumpy().astype(np.float64)
+        logits = to_numpy(net(image)).astype(np.float64)
         labels = label.asnumpy()
         images += len(labels)
         finite = np.isfinite(logits).all(axis=1)
