@@ -17,6 +17,16 @@ def cpu_pynative():
     yield
 
 
+@pytest.fixture(scope="session")
+def images(tmp_path_factory):
+    """The demo's digits as an image folder (train/ and val/), written once for the tests that train on it."""
+    from mindcv_shufflenet.data.digits import write_digits_imagefolder
+
+    root = tmp_path_factory.mktemp("digits")
+    write_digits_imagefolder(root)
+    return root
+
+
 @pytest.fixture
 def graph_mode():
     runtime.set_mode("graph")

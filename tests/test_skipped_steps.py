@@ -32,15 +32,6 @@ def run_train(args, cwd, env_extra=None, timeout=300):
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    from mindcv_shufflenet.data.digits import write_digits_imagefolder
-
-    root = tmp_path_factory.mktemp("digits")
-    write_digits_imagefolder(root)
-    return root
-
-
-@pytest.fixture(scope="module")
 def uninterrupted(images, tmp_path_factory):
     """Two epochs with steps 3 and 4 reported non-finite (as fp16 overflow would be)."""
     out = tmp_path_factory.mktemp("uninterrupted")

@@ -31,15 +31,6 @@ def run_train(args, cwd, timeout=300, env=None):
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    from mindcv_shufflenet.data.digits import write_digits_imagefolder
-
-    root = tmp_path_factory.mktemp("digits")
-    write_digits_imagefolder(root)
-    return root
-
-
-@pytest.fixture(scope="module")
 def reference_run(images, tmp_path_factory):
     """The uninterrupted 3-epoch run that the other tests compare against."""
     out = tmp_path_factory.mktemp("reference")
