@@ -1,4 +1,5 @@
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,10 @@ def run_eval(net, x):
 
     net.set_train(False)
     return net(ms.Tensor(x)).asnumpy()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for an msrun master (tests may run in parallel workers)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -11,7 +11,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from mindcv_shufflenet.engine.faults import FAIL_ENV, SLOW_SAVE_ENV
 from mindcv_shufflenet.engine.train_step import TrainStep
 from mindcv_shufflenet.models.weights import read_checkpoint
 from mindcv_shufflenet.runtime import RunError
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -310,12 +310,6 @@ def test_sigkill_at_random_moments_then_resume_ends_with_the_uninterrupted_weigh
 
 # --------------------------------------------------------------------------------------------- msrun
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_a_failing_msrun_rank_ends_the_job_and_its_error_reaches_the_terminal(tmp_path):
 
@@ -323,7 +317,7 @@ def test_a_failing_msrun_rank_ends_the_job_and_its_error_reaches_the_terminal(tm
     assert msrun, "msrun comes with mindspore"
     env = {**os.environ, "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}", FAIL_ENV: "1:3"}
     cmd = [msrun, "--worker_num", "2", "--local_worker_num", "2", "--master_addr", "127.0.0.1", "--master_port",
-           str(_free_port()), "--log_dir", str(tmp_path / "logs"), "--join", "True", "python", str(ROOT / "train.py"),
+           str(free_port()), "--log_dir", str(tmp_path / "logs"), "--join", "True", "python", str(ROOT / "train.py"),
            "--config", DEMO, "--data_dir", str(_digits(tmp_path)), "--num_samples", "256", "--epoch_size", "2",
            "--warmup_epochs", "0", "--decay_epochs", "2", "--val_while_train", "false", "--ckpt_save_dir",
            str(tmp_path / "run"), "--distribute", "True"]

@@ -14,6 +14,7 @@ import pytest
 
 from mindcv_shufflenet.engine.faults import FAIL_ENV, OVERFLOW_ENV, overflow_steps
 from mindcv_shufflenet.models.weights import read_checkpoint
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -118,7 +119,7 @@ def test_msrun_ranks_all_skip_a_step_that_overflowed_on_one_rank(images, tmp_pat
     out = tmp_path / "run"
     env = {**os.environ, "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
            OVERFLOW_ENV: "1:3"}
-    port = 8700 + os.getpid() % 500
+    port = free_port()
     cmd = [msrun, "--worker_num", "2", "--local_worker_num", "2", "--master_addr", "127.0.0.1", "--master_port",
            str(port), "--log_dir", str(tmp_path / "logs"), "--join", "True", "python", str(ROOT / "train.py"),
            *TINY, "--epoch_size", "1", "--decay_epochs", "1", "--data_dir", str(images), "--ckpt_save_dir",

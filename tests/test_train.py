@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from mindcv_shufflenet.models.weights import read_checkpoint
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -160,7 +161,7 @@ def test_msrun_two_workers_train_one_model_on_disjoint_halves(images, tmp_path):
     assert msrun, "msrun comes with mindspore"
     out = tmp_path / "run"
     env = {**os.environ, "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    port = 8200 + os.getpid() % 500
+    port = free_port()
     cmd = [msrun, "--worker_num", "2", "--local_worker_num", "2", "--master_addr", "127.0.0.1", "--master_port",
            str(port), "--log_dir", str(tmp_path / "logs"), "--join", "True", "python", str(ROOT / "train.py"),
            *TINY, "--epoch_size", "2", "--decay_epochs", "1", "--data_dir", str(images), "--ckpt_save_dir", str(out), "--distribute", "True"]
