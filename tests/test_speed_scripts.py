@@ -22,24 +22,58 @@ def _load(script):
 
 
 def test_benchmark_quick_run_writes_a_table_a_json_file_and_a_chart(tmp_path):
+    """One round at a tiny size: each framework in a process of its own, with the thread count asked for."""
     result = subprocess.run(
-        [sys.executable, "scripts/benchmark.py", "--models", "shufflenet_v2_x0_5", "--frameworks", "ours,ours-native",
-         "--batch", "1", "--image-size", "32", "--repeats", "1", "--latency-calls", "1", "--out-dir", str(tmp_path)],
+        [sys.executable, "scripts/benchmark.py", "--models", "shufflenet_v2_x0_5", "--frameworks",
+         "ours,onnxruntime,onnxruntime-int8", "--batch", "1", "--image-size", "32", "--repeats", "1", "--steps", "1",
+         "--latency-calls", "1", "--threads", "1", "--out-dir", str(tmp_path)],
         capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr
+    assert "figures to quote need at least 3 rounds" in result.stdout
     data = json.loads((tmp_path / "benchmark.json").read_text())
-    # ours-native: the same network on MindSpore's own kernels, the CPU fast kernels' effect
-    assert [(r["model"], r["framework"]) for r in data["results"]] == [
-        ("shufflenet_v2_x0_5", "ours"), ("shufflenet_v2_x0_5", "ours-native")]
+    frameworks = ["ours", "onnxruntime", "onnxruntime-int8"]
+    assert [(r["model"], r["framework"]) for r in data["results"]] == [("shufflenet_v2_x0_5", fw) for fw in frameworks]
     for row in data["results"]:
-        assert not row["error"]
-        for key in ("train_img_s", "infer_img_s", "latency_ms", "first_step_s"):
+        assert not row["error"] and len(row["rounds"]) == 1
+        for key in ("infer_img_s", "latency_ms", "peak_rss_mb"):
             assert row[key] > 0 and math.isfinite(row[key]), key
-    assert data["machine"]["cores"] >= 1 and data["machine"]["mindspore"]
+        child = row["rounds"][0]
+        assert child["threads"] == 1 and child["omp_num_threads"] == "1"  # as the framework reports it
+    ours, onnx_float, onnx_int8 = data["results"]
+    assert ours["train_img_s"] > 0 and ours["first_step_s"] > 0 and ours["first_step_cpu_s"] > 0
+    assert math.isnan(onnx_float["train_img_s"]) and math.isnan(onnx_int8["first_step_s"])  # inference only
+    pids = {row["rounds"][0]["pid"] for row in data["results"]}
+    assert len(pids) == 3  # every framework in a process of its own
+    assert data["machine"]["threads"] == 1 and data["machine"]["repeats"] == 1
+    assert len(data["machine"]["load_average_at_start"]) == len(data["machine"]["load_average_at_end"]) == 3
+    assert set(data["ratios"]["shufflenet_v2_x0_5"]) == {"onnxruntime", "onnxruntime-int8"}
+    assert math.isnan(data["ratios"]["shufflenet_v2_x0_5"]["onnxruntime"]["train"])
+    assert data["ratios"]["shufflenet_v2_x0_5"]["onnxruntime-int8"]["infer"] > 0
     table = (tmp_path / "benchmark.md").read_text()
-    assert "| shufflenet_v2_x0_5 | ours |" in table and "| shufflenet_v2_x0_5 | ours-native |" in table
+    assert "alternating (ours, onnxruntime, onnxruntime-int8), 1 round, 1 thread each" in table
+    assert "Load average (1, 5, 15 min) at start: " in table
+    for fw in frameworks:
+        assert f"| shufflenet_v2_x0_5 | {fw} |" in table
+    assert "| shufflenet_v2_x0_5 | onnxruntime | - | " in table  # no training in onnxruntime
+    assert "| shufflenet_v2_x0_5 | onnxruntime-int8 | - | " in table.split("Ratios")[1]
     assert (tmp_path / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("frameworks, message", [
+    ("ours,tensorflow", "error: unknown framework 'tensorflow': choose from ours, ours-native, torchvision, mindcv, "
+                        "onnxruntime, onnxruntime-int8, comma-separated, or all"),
+    ("torchvision", "error: torchvision needs the torch package, which this Python"),
+])
+def test_benchmark_refuses_an_unknown_or_missing_framework_with_one_line(frameworks, message, tmp_path):
+    if frameworks == "torchvision" and importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is installed in this Python")
+    result = subprocess.run([sys.executable, "scripts/benchmark.py", "--frameworks", frameworks,
+                             "--out-dir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
+    assert result.stderr.startswith(message), result.stderr
+    assert not (tmp_path / "benchmark.json").exists()
 
 
 def test_benchmark_rejects_a_model_name_matching_nothing(tmp_path):
@@ -49,13 +83,46 @@ def test_benchmark_rejects_a_model_name_matching_nothing(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == "error: no model matches 'resnet50': see the names in list_models()"
 
 
-def test_benchmark_ratios_put_this_project_over_each_other_framework():
+def _rounds(*figures):
+    """A framework's child results, one (train img/s, infer img/s, latency ms) per round."""
+    return [{"round": i, "train_img_s": t, "infer_img_s": f, "latency_ms": lat}
+            for i, (t, f, lat) in enumerate(figures)]
+
+
+def test_benchmark_ratios_are_the_median_of_each_rounds_ratio():
     bench = _load("benchmark")
-    ours = bench.Result("m", "ours", train_img_s=30.0, infer_img_s=100.0, latency_ms=10.0)
-    torch = bench.Result("m", "torchvision", train_img_s=20.0, infer_img_s=200.0, latency_ms=15.0)
+    # round by round ours / torchvision in training: 1.5, 1.0, 5.0 (median 1.5; the medians' ratio would be 3.0)
+    ours = bench.Result("m", "ours", rounds=_rounds((30, 100, 10), (10, 100, 10), (50, 100, 10)))
+    torch = bench.Result("m", "torchvision", rounds=_rounds((20, 200, 15), (10, 200, 15), (10, 200, 15)))
+    ort = bench.Result("m", "onnxruntime", rounds=[{"round": 1, "infer_img_s": 400.0, "latency_ms": 2.5}])
+    failed = bench.Result("m", "mindcv", rounds=_rounds((20, 50, 20)), error="RuntimeError: boom")
+    rat = bench.ratios([ours, torch, ort, failed])
+    assert rat["m"]["torchvision"] == {"train": 1.5, "infer": 0.5, "latency": 1.5}
+    assert math.isnan(rat["m"]["onnxruntime"]["train"])  # onnxruntime only infers; paired with round 2 only
+    assert rat["m"]["onnxruntime"]["infer"] == 0.25 and rat["m"]["onnxruntime"]["latency"] == 0.25
+    assert set(rat["m"]) == {"torchvision", "onnxruntime"}  # a failed framework has no ratio
+
+
+def test_benchmark_table_shows_a_failed_framework_beside_the_others():
+    bench = _load("benchmark")
+    args = bench.parse_args(["--threads", "2", "--repeats", "3"])
+    args.framework_list = ["ours", "mindcv"]
+    info = bench.machine_info(args, "python scripts/benchmark.py")
+    ours = bench.Result("m", "ours", train_img_s=30.0, infer_img_s=100.0, latency_ms=10.0, first_step_s=8.0,
+                        first_step_cpu_s=7.5, peak_rss_mb=300.0, rounds=_rounds((30, 100, 10)))
     failed = bench.Result("m", "mindcv", error="RuntimeError: boom")
-    rat = bench.ratios([ours, torch, failed])
-    assert rat == {"m": {"torchvision": {"train": 1.5, "infer": 0.5, "latency": 1.5}}}
+    table = bench.markdown([ours, failed], info, ["torchvision: torch is not installed"])
+    assert "| m | ours | 30.0 | 100.0 | 10.00 | 8.0 | 7.5 | 300 |" in table
+    assert "| m | mindcv | failed: RuntimeError: boom | | | | | |" in table
+    assert "alternating (ours, mindcv), 3 rounds, 2 threads each" in table
+    assert "Skipped: torchvision: torch is not installed." in table
+
+
+def test_benchmark_child_that_dies_becomes_a_one_line_error():
+    bench = _load("benchmark")
+    run = bench.run_child([sys.executable, "-c", "import sys; print('noise'); sys.exit('out of memory')"], 1)
+    assert run == {"error": "the process exited with status 1: out of memory"}
+    assert bench.run_child([sys.executable, "-c", f"print({bench.CHILD_TAG!r} + '{{\"pid\": 7}}')"], 1) == {"pid": 7}
 
 
 def test_benchmark_model_selection_accepts_all_names_and_patterns():
