@@ -57,10 +57,15 @@ def resolve_model_arguments(args: argparse.Namespace) -> argparse.Namespace:
                 raise ValueError(f"--{option} applies to checkpoints, not to --model_file (the file holds the "
                                  f"network)")
     if args.config:
-        from .config import load_config
+        from .config import load_config, load_yaml
 
         cfg = load_config(["--config", args.config])
+        in_yaml = set(load_yaml(args.config))
         for key in CONFIG_DEFAULTS:
+            # A preprocessing key the YAML does not set is left to the checkpoint's record (or the file's, or
+            # the model's), as in validate.py: not MindCV's default, which a BGR 0-255 model was not trained with.
+            if key in PREPROCESSING_OPTIONS and key not in in_yaml:
+                continue
             if getattr(args, key, None) is None and not (model_file and key == "pool_padding"):
                 setattr(args, key, getattr(cfg, key))
         if not model_file and not args.ckpt_path and not args.pretrained:

@@ -398,13 +398,22 @@ def test_export_refuses_bad_int8_options_with_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_deploy_benchmark_speed_quick_run_writes_ratios_to_the_float_file(tmp_path):
+    import importlib.util
+
+    torch = all(importlib.util.find_spec(name) for name in ("torch", "torchvision"))
     proc = run("scripts/deploy_benchmark.py", "speed", "--model", "shufflenet_v2_x0_5", "--image_size", 32,
-               "--batches", "1,2", "--rounds", 2, "--seconds", 0.1, "--threads", 1, "--variants", "float,qdq,qdq@basic",
-               "--out", tmp_path)
+               "--batches", "1,2", "--rounds", 2, "--seconds", 0.1, "--threads", 1, "--variants",
+               "float,qdq,qdq@basic,torchvision-int8", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "speed.json").read_text())
     rows = {(row["file"], row["batch"]): row for row in result["rows"]}
-    assert set(rows) == {(name, batch) for name in ("float", "qdq", "qdq@basic") for batch in (1, 2)}
+    names = ("float", "qdq", "qdq@basic") + (("torchvision-int8",) if torch else ())
+    assert set(rows) == {(name, batch) for name in names for batch in (1, 2)}
+    if not torch:  # torchvision's model is skipped with a note (in the table too)
+        assert result["skipped"] == [f"torchvision-int8 skipped: torch and torchvision not installed in "
+                                     f"{sys.executable} (run from a separate environment with PyTorch, see the "
+                                     f"README)"]
+        assert f"note: {result['skipped'][0]}" in (tmp_path / "speed.md").read_text()
     for (name, batch), row in rows.items():
         assert len(row["samples_img_per_s"]) == 2 and row["img_per_s"] > 0
         base = rows[("float", batch)]["img_per_s"]
