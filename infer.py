@@ -26,18 +26,20 @@ import numpy as np
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import runtime
-from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_model_arguments, eval_preprocessing,
+from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_fold_argument, add_model_arguments, eval_preprocessing,
                                    exported_preprocessing, model_from_arguments, resolve_model_arguments)
 from mindcv_shufflenet.constants import INTERPOLATIONS
 from mindcv_shufflenet.data.transforms import eval_transforms
 from mindcv_shufflenet.deploy import ExportedModel, describe, load_exported, recorded_class_names
 from mindcv_shufflenet.inference import find_images, predict, resolve_class_names
+from mindcv_shufflenet.models import prepare_for_inference
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("images", nargs="+", help="image files and folders (searched recursively)")
     add_model_arguments(p, "use", model_file=True)
+    add_fold_argument(p)
     p.add_argument("--class_names", default=None, help="file with one class name per line, or a dataset folder")
     p.add_argument("--top_k", type=int, default=5)
     p.add_argument("--batch_size", type=int, default=16)
@@ -68,6 +70,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         net, name, num_classes, recorded_names = _exported_classifier(args, exported)
     else:
         net, recorded_names = model_from_arguments(args)
+        prepare_for_inference(net, fold_bn=not args.no_fold_bn)
         name, num_classes = args.model, net.num_classes
     names, origin = resolve_class_names(num_classes, args.class_names, recorded_names,
                                         args.ckpt_path or args.model_file,

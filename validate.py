@@ -24,13 +24,14 @@ from typing import List, Optional, Tuple
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import create_model, runtime
-from mindcv_shufflenet.cli import PREPROCESSING_OPTIONS, eval_preprocessing, exported_preprocessing
+from mindcv_shufflenet.cli import PREPROCESSING_OPTIONS, add_fold_argument, eval_preprocessing, exported_preprocessing
 from mindcv_shufflenet.config import Config, ConfigError, build_parser, load_config
 from mindcv_shufflenet.data import create_eval_dataset, find_classes
 from mindcv_shufflenet.data.folders import split_folder
 from mindcv_shufflenet.deploy import ExportedModel, describe, load_exported
 from mindcv_shufflenet.engine import evaluate
 from mindcv_shufflenet.engine.evaluate import EvalResult
+from mindcv_shufflenet.models import prepare_for_inference
 from mindcv_shufflenet.models.weights import checkpoint_classes
 
 EVAL_KEYS = ("model", "ckpt_path", "pretrained", "data_dir", "val_split", "num_classes", "in_channels",
@@ -48,6 +49,7 @@ def parse_config(argv: Optional[List[str]] = None) -> Tuple[Config, argparse.Nam
                         help="evaluate the checkpoint's EMA copy (ema.* weights)")
     parser.add_argument("--model_file", default=None, metavar="FILE",
                         help="an exported model (.onnx, .mindir) to evaluate instead of a checkpoint")
+    add_fold_argument(parser)
     parser.add_argument("--device", dest="device_alias", default=None, help="same as --device_target")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON here")
     args, _ = parser.parse_known_args(argv)
@@ -90,6 +92,8 @@ def check_model_file_args(cfg: Config, args: argparse.Namespace) -> None:
     """--model_file replaces the checkpoint options; the file's recorded model must be the one named."""
     if cfg.ckpt_path or cfg.pretrained or args.ema_weights:
         raise ConfigError("give either --model_file or a checkpoint (--ckpt_path, --pretrained, --ema), not both")
+    if args.no_fold_bn:
+        raise ConfigError("--no_fold_bn applies to checkpoints, not to --model_file (the file holds the network)")
     if cfg.val_amp_level != "O0":
         raise ConfigError("val_amp_level applies to checkpoints; an exported file runs at the precision it was "
                           "exported in: leave val_amp_level out")
@@ -128,12 +132,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                                   std=cfg.std, channel_order=channel_order)
     net = create_model(cfg.model, num_classes=num_classes, in_channels=cfg.in_channels, pretrained=cfg.pretrained,
                        checkpoint_path=cfg.ckpt_path or None, ema=args.ema_weights, pool_padding=cfg.pool_padding)
+    prepare_for_inference(net, fold_bn=not args.no_fold_bn)  # before amp: folded in float32
     if cfg.val_amp_level != "O0":  # MindCV's key for the precision of evaluation (default O0: float32)
         import mindspore as ms
 
         ms.amp.auto_mixed_precision(net, cfg.val_amp_level)
     result = evaluate(net, dataset, log_every=cfg.log_interval)
-    report(cfg, result, args.json, cfg.model, {"checkpoint": cfg.ckpt_path or "pretrained", "ema": args.ema_weights})
+    report(cfg, result, args.json, cfg.model, {"checkpoint": cfg.ckpt_path or "pretrained", "ema": args.ema_weights,
+                                                 "fold_bn": not args.no_fold_bn})
     return 0
 
 

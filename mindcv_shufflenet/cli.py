@@ -42,6 +42,13 @@ def add_model_arguments(parser: argparse.ArgumentParser, verb: str, model_file: 
     parser.add_argument("--debug", action="store_true", help="show a traceback instead of a one-line error")
 
 
+def add_fold_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no_fold_bn``: the commands that run a loaded network fold BatchNorm by default (faster, same logits)."""
+    parser.add_argument("--no_fold_bn", action="store_true",
+                        help="keep BatchNorm as separate ops (default: folded into the convolutions after the "
+                             "weights are loaded, the same logits to float rounding; the checkpoint is not changed)")
+
+
 # Keys of a YAML config that fill options of these commands, when not given on the command line.
 CONFIG_DEFAULTS = ("model", "num_classes", "pool_padding", "image_resize", "crop_pct", "interpolation",
                    "mean", "std")
@@ -52,8 +59,8 @@ def resolve_model_arguments(args: argparse.Namespace) -> argparse.Namespace:
     exactly one source of weights (a checkpoint, the released weights or, where offered, ``--model_file``)."""
     model_file = getattr(args, "model_file", None)
     if model_file:
-        for option in ("ema", "pool_padding"):
-            if getattr(args, option):
+        for option in ("ema", "pool_padding", "no_fold_bn"):
+            if getattr(args, option, None):
                 raise ValueError(f"--{option} applies to checkpoints, not to --model_file (the file holds the "
                                  f"network)")
     if args.config:

@@ -18,49 +18,11 @@ from mindspore import nn, ops
 from . import runtime
 from .deploy import ExportInfo, mindir_info_writer, write_onnx_info
 from .kernels import use_native_kernels
+from .models.fusion import fold_batchnorm
 
 FORMATS = ("MINDIR", "ONNX", "AIR")
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
-
-
-def fold_batchnorm(net: nn.Cell) -> int:
-    """Fold every BatchNorm2d into the convolution before it (in the same SequentialCell), in place.
-
-    Each ``Conv2d -> BatchNorm2d`` pair becomes one ``Conv2d`` with a bias (the BatchNorm cell is replaced
-    by an identity): with ``s = gamma / sqrt(moving_variance + eps)``, the weights become ``W * s`` and
-    the bias ``(b - moving_mean) * s + beta``. Valid for inference only; the network is put in eval mode.
-
-    Returns:
-        How many BatchNorms were folded.
-
-    Raises:
-        ValueError: if a BatchNorm2d does not directly follow a convolution (it could not be folded).
-    """
-    net.set_train(False)
-    folded = 0
-    for name, cell in list(net.cells_and_names()):
-        if not isinstance(cell, nn.SequentialCell):
-            continue
-        for i in range(1, len(cell)):
-            conv, bn = cell[i - 1], cell[i]
-            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
-                continue
-            scale = bn.gamma.asnumpy().astype(np.float64) / np.sqrt(
-                bn.moving_variance.asnumpy().astype(np.float64) + bn.eps)
-            bias = conv.bias.asnumpy().astype(np.float64) if conv.has_bias else 0.0
-            weight = conv.weight.asnumpy().astype(np.float64) * scale[:, None, None, None]
-            new_bias = (bias - bn.moving_mean.asnumpy()) * scale + bn.beta.asnumpy()
-            conv.weight.set_data(ms.Tensor(weight.astype(np.float32)))
-            prefix = f"{name}.{i - 1}." if name else f"{i - 1}."
-            conv.bias = ms.Parameter(ms.Tensor(new_bias.astype(np.float32)), name=prefix + "bias")
-            conv.has_bias = True
-            cell[i] = nn.Identity()
-            folded += 1
-    left = [name for name, cell in net.cells_and_names() if isinstance(cell, nn.BatchNorm2d)]
-    if left:
-        raise ValueError(f"{len(left)} BatchNorm2d cells do not follow a convolution and were not folded: {left[:4]}")
-    return folded
 
 
 class PaddedPool(nn.Cell):

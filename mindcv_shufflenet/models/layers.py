@@ -74,7 +74,7 @@ class DepthwiseConv2d(nn.Conv2d):
             output = self.cpu_op(x, self.weight)
         else:
             output = self.conv2d(x, self.weight)
-        if self.has_bias:  # export.fold_batchnorm gives it one
+        if self.has_bias:  # fusion.fold_batchnorm gives it one
             output = self.bias_add(output, self.bias)
         return output
 
