@@ -116,6 +116,20 @@ class Skipped(Exception):
     """This framework has no version of this model here (the row is left out, with the reason printed)."""
 
 
+def _training_loss(net):
+    """Cross-entropy; for a network that returns auxiliary logits in training, their weighted losses added,
+    as its recipe trains it."""
+    from mindspore import nn
+
+    from mindcv_shufflenet.engine.loss import AuxiliaryLoss
+    from mindcv_shufflenet.models.shufflenet_v2_large import AUX_LOSS_WEIGHTS  # (main, head 3, head 2, head 1)
+
+    heads = getattr(net, "aux_heads", None)
+    if heads is None:
+        return nn.CrossEntropyLoss()
+    return AuxiliaryLoss(nn.CrossEntropyLoss(), AUX_LOSS_WEIGHTS[1:1 + len(heads)])
+
+
 def _ms_runner(net, batch: int, size: int, device: str, sink_steps: int) -> Runner:
     from mindspore import Tensor, nn
 
@@ -126,7 +140,7 @@ def _ms_runner(net, batch: int, size: int, device: str, sink_steps: int) -> Runn
     if device == "Ascend":
         train = _ascend_sink_train(net, x, y, sink_steps)
     else:
-        step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.CrossEntropyLoss()),
+        step = nn.TrainOneStepCell(nn.WithLossCell(net, _training_loss(net)),
                                    nn.Momentum(net.trainable_params(), 0.01, 0.9))
 
         def train() -> None:
@@ -166,7 +180,7 @@ def _ascend_sink_train(net, x, y, sink_steps: int) -> Callable[[], None]:
     from mindspore import Tensor, nn
 
     net = ms.amp.auto_mixed_precision(net, "O3")
-    loss = nn.CrossEntropyLoss()
+    loss = _training_loss(net)
     opt = nn.Momentum(net.trainable_params(), 0.01, 0.9)  # the step cell unscales the gradients itself
     step = nn.TrainOneStepWithLossScaleCell(nn.WithLossCell(net, loss), opt,
                                             scale_sense=Tensor(1024.0, ms.float32))

@@ -214,3 +214,26 @@ def test_guidelines_replot_rewrites_the_same_table_from_saved_measurements(tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     assert (again / "guidelines.md").read_text() == (run / "guidelines.md").read_text()
     assert (again / "guidelines.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_benchmark_trains_a_network_with_auxiliary_heads_on_its_weighted_loss():
+    """ShuffleNetV2.Large returns auxiliary logits in training: the benchmark's step weighs them as its recipe."""
+    import mindspore as ms
+    import numpy as np
+    from mindspore import nn
+
+    from mindcv_shufflenet.models.shufflenet_v2_large import ShuffleNetV2Large
+
+    bench = _load("benchmark")
+    net = ShuffleNetV2Large((8, 8, 16, 32, 64, 128, 256, 64), "large", num_classes=10, drop_rate=0.0,
+                            stage_repeats=(2, 2, 3, 2), groups=4, aux_channels=(16, 32, 48))
+    net.set_train(True)
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.standard_normal((2, 3, 32, 32)).astype(np.float32))
+    y = ms.Tensor(np.array([1, 7], np.int32))
+    outputs = net(x)
+    assert isinstance(outputs, tuple) and len(outputs) == 4
+    ce = nn.CrossEntropyLoss()
+    expected = sum(w * float(ce(o, y).asnumpy()) for w, o in zip((1.0, 0.7, 0.5, 0.3), outputs))
+    assert abs(float(bench._training_loss(net)(outputs, y).asnumpy()) - expected) < 1e-5 * max(1.0, expected)
+    assert isinstance(bench._training_loss(ms.nn.Dense(2, 2)), nn.CrossEntropyLoss)
