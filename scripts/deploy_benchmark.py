@@ -25,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -404,11 +405,16 @@ def _onnxruntime_runner(args: argparse.Namespace):
 
 
 def speed(args: argparse.Namespace) -> Dict:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    # The model files are scratch (random weights): only the results are kept in --out.
+    with tempfile.TemporaryDirectory(prefix="deploy_speed_") as models:
+        return _speed_in(args, Path(models))
+
+
+def _speed_in(args: argparse.Namespace, models: Path) -> Dict:
     load_before = os.getloadavg()
     skipped: List[str] = []
-    configs = make_speed_files(args, out, skipped)
+    configs = make_speed_files(args, models, skipped)
     batches = [int(b) for b in args.batches.split(",")]
     runs: Dict[str, List[Dict]] = {f"{name}#{batch}": [] for name in configs for batch in batches}
     for round_index in range(args.rounds):

@@ -421,3 +421,4 @@ def test_deploy_benchmark_speed_quick_run_writes_ratios_to_the_float_file(tmp_pa
     assert rows[("qdq", 1)]["size_mb"] == rows[("qdq@basic", 1)]["size_mb"] < rows[("float", 1)]["size_mb"]
     assert result["threads"] == 1 and len(result["load_before"]) == 3
     assert "| qdq | 1 |" in (tmp_path / "speed.md").read_text()
+    assert not list(tmp_path.glob("*.onnx"))  # the scratch model files are not left in --out
