@@ -86,22 +86,23 @@ def test_a_skipped_step_still_advances_the_schedule_and_is_counted():
 
 
 def test_step_statistics_sum_losses_and_count_bad_steps_until_read():
-    from mindcv_shufflenet.engine.train_step import read_step_stats
+    from mindcv_shufflenet.engine.train_step import StepStatsReader
 
     _, step = make_step(loss_scale=4.0, dynamic_loss_scale=True)
+    reader = StepStatsReader(step)
     x, y = batch()
     bad = ms.Tensor(np.full((8, 6), np.nan, np.float32))
     losses = [float(step(x_, y)[0].asnumpy()) for x_ in (x, bad, bad, x, bad)]
     finite_losses = [v for v in losses if math.isfinite(v)]
-    stats = read_step_stats(step)
+    stats = reader.read()
     assert stats.loss_count == len(finite_losses)
     assert stats.mean_loss == pytest.approx(np.mean(finite_losses), rel=1e-6)
     assert (stats.bad_steps, stats.peak_streak, stats.bad_streak) == (3, 2, 1)
     step(bad, y)  # the run of bad steps goes on across reads
-    stats = read_step_stats(step)
+    stats = reader.read()
     assert (stats.bad_steps, stats.bad_streak, stats.peak_streak) == (1, 2, 2)
     step(x, y)
-    stats = read_step_stats(step)
+    stats = reader.read()
     assert (stats.bad_steps, stats.bad_streak, stats.peak_streak, stats.loss_count) == (0, 0, 0, 1)
 
 

@@ -37,7 +37,7 @@ from .meter import Console, EpochStats, StepMeter, format_eta
 from .metrics import MetricsFile, try_plot_metrics
 from .optim import create_optimizer
 from .schedules import build_lr_schedule
-from .train_step import TrainStep, ema_state, read_step_stats, swap_in
+from .train_step import StepStatsReader, TrainStep, ema_state, swap_in
 
 # MindSpore 2.10's documented levels are O0 and O1 (O2, the GE backend, is deprecated since 2.9); O0 is its
 # default for training on Ascend. MindCV's published figures were trained with MindSpore 2.3.1 at O2.
@@ -94,6 +94,7 @@ class Run:
     overflow_steps: FrozenSet[int] = frozenset()
     record: Dict[str, str] = field(default_factory=dict)  # what every checkpoint of the run records
     sunk: Optional[SunkSteps] = None
+    stats_reader: Optional[StepStatsReader] = None
     best_top1: float = -1.0
     best_epoch: int = -1
     last_eval: Optional[EvalResult] = None
@@ -141,6 +142,7 @@ def build_run(cfg: Config, log_to_stdout: bool = True) -> Run:
               StepMeter(cfg.batch_size * dist.group_size), overflow_steps,
               best_top1=state.best_top1, best_epoch=state.best_epoch)
     run.record = _checkpoint_record(cfg, network, data.classes)
+    run.stats_reader = StepStatsReader(step_cell)
     if sink and state.epoch < cfg.epoch_size:
         run.sunk = _build_sink(run)
     console(f"{cfg.model}: {data.num_classes} classes, {data.first.images_per_epoch * dist.group_size} training "
@@ -375,7 +377,7 @@ def train_one_epoch(run: Run, epoch: int) -> EpochStats:
                 faults.fail_if_asked(run.dist.rank, first_global + k)
         wait = feeder.run(chunk)
         done += chunk
-        step_stats = read_step_stats(run.step_cell)
+        step_stats = run.stats_reader.read()
         stats.add(step_stats)
         first_seconds = run.meter.add(chunk, step_stats, wait)
         if first_seconds is not None:
