@@ -1,9 +1,12 @@
 """Every shipped recipe trains on the CPU: loaded, checked, built and run for two steps with small images
-by scripts/try_configs.py (in four shards, one process each)."""
+by scripts/try_configs.py (in four shards, one process each). Width siblings (recipes whose settings differ
+only in the model's width) share a shard, so each group compiles its graph once and runs the rest in
+PyNative mode."""
 
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import numpy as np
 import pytest
@@ -26,17 +29,64 @@ def write_small_folder(root: Path) -> Path:
 
 
 SHARDS = 4  # one try_configs process per shard; pytest-xdist runs shards side by side with other tests
+# A graph-mode run costs about three PyNative ones (compile included): the weights that balance the shards.
+GRAPH_COST, PYNATIVE_COST = 3, 1
+
+
+def recipe_shards(data_dir: Path) -> List[List[Path]]:
+    """The recipes in SHARDS lists of about equal cost, each group of width siblings whole in one list."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from try_configs import width_siblings
+
+    groups = width_siblings(RECIPES, str(data_dir))
+    cost = {id(group): GRAPH_COST + PYNATIVE_COST * (len(group) - 1) for group in groups}
+    shards: List[List[Path]] = [[] for _ in range(SHARDS)]
+    loads = [0] * SHARDS
+    for group in sorted(groups, key=lambda g: -cost[id(g)]):
+        lightest = loads.index(min(loads))
+        shards[lightest].extend(group)
+        loads[lightest] += cost[id(group)]
+    return [sorted(shard) for shard in shards]
+
+
+def test_recipe_shards_cover_every_recipe_once_with_width_siblings_together(tmp_path):
+    data = write_small_folder(tmp_path / "images")
+    shards = recipe_shards(data)
+    assert sorted(p for shard in shards for p in shard) == RECIPES
+    where = {p.name: i for i, shard in enumerate(shards) for p in shard}
+    assert where["shufflenet_v1_g3_10_cpu.yaml"] == where["shufflenet_v1_g3_20_cpu.yaml"]
+    assert where["shufflenet_v2_plus_small_cpu.yaml"] == where["shufflenet_v2_plus_large_cpu.yaml"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_every_recipe_trains_two_steps_on_the_cpu(tmp_path, shard):
-    recipes = RECIPES[shard::SHARDS]
     data = write_small_folder(tmp_path / "images")
+    recipes = recipe_shards(data)[shard]
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "try_configs.py"), "--data_dir", str(data),
                            *map(str, recipes)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=3000)
     assert proc.returncode == 0, proc.stdout[-5000:]
     ok = [line for line in proc.stdout.splitlines() if line.startswith("ok ")]
     assert len(ok) == len(recipes) > 10, proc.stdout[-3000:]
+    assert any("(graph," in line for line in ok), proc.stdout[-3000:]
 
+
+
+def test_only_width_siblings_of_a_recipe_already_run_skip_the_graph_compile(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from try_configs import plan_modes, width_family
+
+    assert width_family("shufflenet_v1_g3_15") == "shufflenet_v1_g3"
+    assert width_family("shufflenet_v2_plus_large") == "shufflenet_v2_plus"
+    assert width_family("shufflenet_v2_large") == "shufflenet_v2_large"  # another structure, not a width
+    recipes = {"a": ("shufflenet_v1_g3_05", 0.1), "b": ("shufflenet_v1_g3_10", 0.1),  # width only: PyNative
+               "c": ("shufflenet_v1_g3_20", 0.2),  # another lr
+               "d": ("shufflenet_v1_g8_05", 0.1),  # another group count
+               "e": ("shufflenet_v2_x1_0", 0.1)}  # another family
+    files = []
+    for name, (model, lr) in recipes.items():
+        files.append(tmp_path / f"{name}.yaml")
+        files[-1].write_text(f"model: '{model}'\nlr: {lr}\n")
+    modes = plan_modes(files, str(tmp_path))
+    assert [modes[f] for f in files] == ["graph", "pynative", "graph", "graph", "graph"]
