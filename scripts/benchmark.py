@@ -110,6 +110,9 @@ class Runner:
     train: Optional[Callable[[], None]]
     infer: Callable[[], None]
     latency: Callable[[], None]
+    # Run once between training and inference: what the framework's own evaluation does to a trained
+    # network first (this project's validate.py / infer.py fold BatchNorm into the convolutions).
+    prepare_inference: Optional[Callable[[], int]] = None  # returns how many BatchNorms it folded
 
 
 class Skipped(Exception):
@@ -130,7 +133,7 @@ def _training_loss(net):
     return AuxiliaryLoss(nn.CrossEntropyLoss(), AUX_LOSS_WEIGHTS[1:1 + len(heads)])
 
 
-def _ms_runner(net, batch: int, size: int, device: str, sink_steps: int) -> Runner:
+def _ms_runner(net, batch: int, size: int, device: str, sink_steps: int, fold_bn: bool = False) -> Runner:
     from mindspore import Tensor, nn
 
     rng = np.random.default_rng(0)
@@ -155,7 +158,12 @@ def _ms_runner(net, batch: int, size: int, device: str, sink_steps: int) -> Runn
         net.set_train(False)
         net(x1).asnumpy()
 
-    return Runner(train, infer, latency)
+    def prepare_inference() -> int:
+        from mindcv_shufflenet.models import prepare_for_inference
+
+        return prepare_for_inference(net)
+
+    return Runner(train, infer, latency, prepare_inference if fold_bn else None)
 
 
 class _SameBatch:
@@ -214,7 +222,8 @@ def build_mindspore(framework: str, name: str, args: argparse.Namespace) -> Runn
         if name not in mindcv.list_models():
             raise Skipped(f"MindCV {mindcv.__version__} has no {name}")
         net = mindcv.create_model(name)
-    return _ms_runner(net, args.batch, args.image_size, args.device, args.sink_steps)
+    fold_bn = framework in (OURS, NATIVE) and not args.no_fold_bn  # as validate.py / infer.py run it
+    return _ms_runner(net, args.batch, args.image_size, args.device, args.sink_steps, fold_bn)
 
 
 def build_torchvision(name: str, batch: int, size: int) -> Runner:
@@ -330,6 +339,8 @@ def measure(framework: str, name: str, args: argparse.Namespace) -> Dict[str, ob
         out["first_step_s"] = first - _median(steps) * (per_step - 1) / per_step
         out["train_step_ms"] = [s * 1e3 / per_step for s in steps]
         out["train_img_s"] = args.batch / (_median(out["train_step_ms"]) / 1e3)
+    if runner.prepare_inference is not None:
+        out["batchnorm_folded"] = runner.prepare_inference()
     runner.infer()  # compiled and warmed outside the timed calls
     runner.latency()
     out["infer_ms"] = [_timed(runner.infer) * 1e3 for _ in range(args.steps)]
@@ -428,7 +439,7 @@ def _child_command(args: argparse.Namespace, model: str) -> List[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--models", model, "--batch", str(args.batch),
             "--image-size", str(args.image_size), "--device", args.device, "--sink-steps", str(args.sink_steps),
             "--threads", str(args.threads), "--steps", str(args.steps), "--latency-calls", str(args.latency_calls),
-            "--frameworks", ",".join(args.framework_list)]
+            "--frameworks", ",".join(args.framework_list)] + (["--no-fold-bn"] if args.no_fold_bn else [])
 
 
 def onnx_files(model: str, args: argparse.Namespace, folder: Path) -> Dict[str, Dict[str, str]]:
@@ -532,6 +543,7 @@ def machine_info(args: argparse.Namespace, command: str) -> Dict[str, object]:
         "numpy": np.__version__, "threads": args.threads, "repeats": args.repeats, "steps": args.steps,
         "latency_calls": args.latency_calls, "batch": args.batch, "image_size": args.image_size,
         "frameworks": args.framework_list, "command": command, "load_average_at_start": _load_average(),
+        "fold_bn": not args.no_fold_bn,
         # as the MindSpore processes have it (mindcv_shufflenet's default unless the user set one)
         "onednn_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "",
     }
@@ -566,7 +578,10 @@ def _header(info: Dict[str, object], skipped: Sequence[str]) -> List[str]:
              f"The frameworks ran in separate processes, alternating ({', '.join(info['frameworks'])}), "
              f"{_count(info['repeats'], 'round')}, {_count(info['threads'], 'thread')} each; medians over the "
              f"rounds (within a process: {_count(info['steps'], 'training step')}, "
-             f"{_count(info['steps'], 'inference batch')}, {_count(info['latency_calls'], 'batch-1 call')}).", "",
+             f"{_count(info['steps'], 'inference batch')}, {_count(info['latency_calls'], 'batch-1 call')}). "
+             f"This project's inference (ours, ours-native): "
+             + ("BatchNorm folded into the convolutions, as validate.py and infer.py run it." if info.get("fold_bn", True)
+                else "BatchNorm not folded (--no-fold-bn)."), "",
              f"Load average (1, 5, 15 min) at start: {_loads(info['load_average_at_start'])}; at end: "
              f"{_loads(info.get('load_average_at_end'))}.", ""]
     return lines + ([f"Skipped: {'; '.join(skipped)}.", ""] if skipped else [])
@@ -684,6 +699,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--sink-steps", type=int, default=20, help="Ascend: steps per sunk call")
+    parser.add_argument("--no-fold-bn", action="store_true",
+                        help="time this project's inference without BatchNorm folded (validate.py --no_fold_bn)")
     parser.add_argument("--out-dir", default="benchmarks/cpu")
     parser.add_argument("--child", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     parser.add_argument("--onnx-file", help=argparse.SUPPRESS)

@@ -42,6 +42,8 @@ def test_benchmark_quick_run_writes_a_table_a_json_file_and_a_chart(tmp_path):
         assert child["threads"] == 1 and child["omp_num_threads"] == "1"  # as the framework reports it
     ours, onnx_float, onnx_int8 = data["results"]
     assert ours["train_img_s"] > 0 and ours["first_step_s"] > 0 and ours["first_step_cpu_s"] > 0
+    # inference timed as validate.py runs it: BatchNorm folded (every one of V2's 56)
+    assert data["machine"]["fold_bn"] and ours["rounds"][0]["batchnorm_folded"] == 56
     assert math.isnan(onnx_float["train_img_s"]) and math.isnan(onnx_int8["first_step_s"])  # inference only
     pids = {row["rounds"][0]["pid"] for row in data["results"]}
     assert len(pids) == 3  # every framework in a process of its own
@@ -53,6 +55,7 @@ def test_benchmark_quick_run_writes_a_table_a_json_file_and_a_chart(tmp_path):
     table = (tmp_path / "benchmark.md").read_text()
     assert "alternating (ours, onnxruntime, onnxruntime-int8), 1 round, 1 thread each" in table
     assert "Load average (1, 5, 15 min) at start: " in table
+    assert "BatchNorm folded into the convolutions, as validate.py and infer.py run it" in table
     for fw in frameworks:
         assert f"| shufflenet_v2_x0_5 | {fw} |" in table
     assert "| shufflenet_v2_x0_5 | onnxruntime | - | " in table  # no training in onnxruntime
