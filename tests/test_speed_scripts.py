@@ -240,3 +240,11 @@ def test_benchmark_trains_a_network_with_auxiliary_heads_on_its_weighted_loss():
     expected = sum(w * float(ce(o, y).asnumpy()) for w, o in zip((1.0, 0.7, 0.5, 0.3), outputs))
     assert abs(float(bench._training_loss(net)(outputs, y).asnumpy()) - expected) < 1e-5 * max(1.0, expected)
     assert isinstance(bench._training_loss(ms.nn.Dense(2, 2)), nn.CrossEntropyLoss)
+
+
+def test_gemm_benchmark_checks_both_products_agree_and_prints_a_row_per_shape():
+    result = subprocess.run([sys.executable, "scripts/bench_gemm.py", "--batch", "1", "--repeats", "1"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "->" in line]
+    assert len(rows) == 5 and all(row.rstrip().endswith("x |") for row in rows), result.stdout
