@@ -248,3 +248,27 @@ def test_gemm_benchmark_checks_both_products_agree_and_prints_a_row_per_shape():
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "->" in line]
     assert len(rows) == 5 and all(row.rstrip().endswith("x |") for row in rows), result.stdout
+
+
+def test_compile_profile_reads_the_phases_back_from_mindspores_log():
+    profile = _load("profile_compile")
+    log = "\n".join([
+        "[INFO] PIPELINE(1,2,python):2026-12-01-02:44:30.000.000 [pipeline.cc:402] operator()] Status record: start type_inference action.",
+        "[INFO] PIPELINE(1,2,python):2026-12-01-02:44:31.500.000 [pipeline.cc:404] operator()] Status record: end type_inference action.",
+        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:31.600.000 [optimizer.cc:236] RunFunc] Start opt_a.r1.j0.renormalize",
+        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:31.850.000 [optimizer.cc:243] RunFunc] End opt_a.r1.j0.renormalize.changed",
+        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:32.000.000 [optimizer.cc:236] RunFunc] Start opt_a.r2.j0.renormalize",
+        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:32.250.500 [optimizer.cc:243] RunFunc] End opt_a.r2.j0.renormalize.unchanged",
+        "[INFO] PIPELINE(1,2,python):2026-12-01-02:44:33.000.000 [x.cc:436] CompileInner] [PROF]compile_graph costs 3000.5 msec.",
+    ])
+    actions, passes, totals = profile.parse_log(log)
+    assert actions == {"type_inference": pytest.approx(1.5)}
+    assert passes == {"opt_a.renormalize": pytest.approx(0.5005)}  # both rounds of the pass, summed
+    assert totals == {"compile_graph": pytest.approx(3.0005)}
+
+
+def test_compile_profile_runs_a_first_step_and_prints_the_phases():
+    result = subprocess.run([sys.executable, "scripts/profile_compile.py", "--model", "shufflenet_v2_x0_5", "--batch",
+                             "2", "--image-size", "32"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "front end: type_inference |" in result.stdout and "front end: optimize |" in result.stdout, result.stdout
