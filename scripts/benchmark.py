@@ -580,7 +580,7 @@ def _header(info: Dict[str, object], skipped: Sequence[str]) -> List[str]:
              f"rounds (within a process: {_count(info['steps'], 'training step')}, "
              f"{_count(info['steps'], 'inference batch')}, {_count(info['latency_calls'], 'batch-1 call')}). "
              f"This project's inference (ours, ours-native): "
-             + ("BatchNorm folded into the convolutions, as validate.py and infer.py run it." if info.get("fold_bn", True)
+             + ("BatchNorm folded into the convolutions, as validate.py and infer.py run it." if info["fold_bn"]
                 else "BatchNorm not folded (--no-fold-bn)."), "",
              f"Load average (1, 5, 15 min) at start: {_loads(info['load_average_at_start'])}; at end: "
              f"{_loads(info.get('load_average_at_end'))}.", ""]

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from try_configs import plan_modes, width_family, width_siblings  # noqa: E402
 RECIPES = sorted((ROOT / "configs").rglob("*.yaml"))
 
 
@@ -35,9 +37,6 @@ GRAPH_COST, PYNATIVE_COST = 3, 1
 
 def recipe_shards(data_dir: Path) -> List[List[Path]]:
     """The recipes in SHARDS lists of about equal cost, each group of width siblings whole in one list."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from try_configs import width_siblings
-
     groups = width_siblings(RECIPES, str(data_dir))
     cost = {id(group): GRAPH_COST + PYNATIVE_COST * (len(group) - 1) for group in groups}
     shards: List[List[Path]] = [[] for _ in range(SHARDS)]
@@ -72,11 +71,7 @@ def test_every_recipe_trains_two_steps_on_the_cpu(tmp_path, shard):
     assert any("(graph," in line for line in ok), proc.stdout[-3000:]
 
 
-
 def test_only_width_siblings_of_a_recipe_already_run_skip_the_graph_compile(tmp_path):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from try_configs import plan_modes, width_family
-
     assert width_family("shufflenet_v1_g3_15") == "shufflenet_v1_g3"
     assert width_family("shufflenet_v2_plus_large") == "shufflenet_v2_plus"
     assert width_family("shufflenet_v2_large") == "shufflenet_v2_large"  # another structure, not a width
