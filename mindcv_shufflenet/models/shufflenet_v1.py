@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from mindspore import Tensor, nn, ops
 
+from .graph_reuse import ReusedGraphUnit
 from .layers import (ChannelShuffle, DepthwiseConv2d, GlobalAvgPool, classifier_dropout, downsample_pool,
                      init_like_mindcv, stem_conv)
 from .metadata import MINDCV_TOP1, ModelInfo, PublishedFigures, Reported, mindcv_release
@@ -42,7 +43,7 @@ SHUFFLENET_V1_CHANNELS = {
 STAGE_REPEATS = (4, 8, 4)
 
 
-class ShuffleV1Block(nn.Cell):
+class ShuffleV1Block(ReusedGraphUnit):
     """One ShuffleNet V1 unit: 1x1 group conv, channel shuffle, 3x3 depthwise conv, 1x1 group conv.
 
     Args:

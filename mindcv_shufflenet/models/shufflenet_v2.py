@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 from mindspore import Tensor, nn, ops
 
 from .complexity import Counts, Tally, register_counter
+from .graph_reuse import ReusedGraphUnit
 from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, SqueezeExcite, classifier_dropout,
                      downsample_pool, init_like_mindcv, stem_conv)
 from .layers import activation as make_activation
@@ -40,7 +41,7 @@ SHUFFLENET_V2_50_CHANNELS = (64, 244, 488, 976, 1952, 2048)
 SHUFFLENET_V2_50_REPEATS = (3, 4, 6, 3)
 
 
-class ShuffleV2Block(nn.Cell):
+class ShuffleV2Block(ReusedGraphUnit):
     """One ShuffleNet V2 unit.
 
     Args:

@@ -21,6 +21,7 @@ import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
 from .complexity import Counts, ParamCount, Tally, register_counter
+from .graph_reuse import ReusedGraphUnit
 from .layers import (EvenOddSplit, GlobalAvgPool, SqueezeExcite, classifier_dropout, downsample_pool, init_like_mindcv,
                      stem_conv)
 from .metadata import ModelInfo, Preprocessing, PublishedFigures, Reported
@@ -58,7 +59,7 @@ def _se(channels: int, reduction: int) -> SqueezeExcite:
     return SqueezeExcite(channels, channels // reduction, gate="sigmoid", norm=False, bias=True)
 
 
-class LargeUnit(nn.Cell):
+class LargeUnit(ReusedGraphUnit):
     """A ShuffleNetV2.Large unit (see the module docstring).
 
     Args:
@@ -99,7 +100,7 @@ class LargeUnit(nn.Cell):
         return out
 
 
-class ExLargeUnit(nn.Cell):
+class ExLargeUnit(ReusedGraphUnit):
     """A ShuffleNetV2.ExLarge unit (see the module docstring).
 
     Args:

@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional, Sequence
 from mindspore import Tensor, nn, ops
 
 from .complexity import Counts, Tally, register_counter
+from .graph_reuse import ReusedGraphUnit
 from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, HSwish, SqueezeExcite, classifier_dropout,
                      init_like_mindcv, stem_conv)
 from .layers import activation as make_activation
@@ -49,7 +50,7 @@ def plus_se(channels: int) -> SqueezeExcite:
     return SqueezeExcite(channels, channels // SE_REDUCTION, gate="hsigmoid", norm=True, bias=False)
 
 
-class XceptionBlock(nn.Cell):
+class XceptionBlock(ReusedGraphUnit):
     """ShuffleNetV2+'s Xception-style unit (stride 1): the odd channels go through three 3x3 depthwise
     + 1x1 conv pairs, each 1x1 followed by BatchNorm and the activation, then the optional SE; the even
     channels pass through, as in a V2 unit.
