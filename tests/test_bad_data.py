@@ -59,7 +59,7 @@ def in_tmp_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def messy(tmp_path_factory) -> Path:
     """train/ and val/ with 3 colour-coded classes of 6 good images each; class 'ant' also holds every kind of
     bad file, convertible modes (RGBA, LA, palette, CMYK, TIFF, BMP, 16-bit grey in 'cat'), a hidden file, and

@@ -21,7 +21,7 @@ RECORDED = {"input_size": 32, "crop_pct": 1.0, "interpolation": "bilinear", "cha
             "mean": [120.0, 110.0, 100.0], "std": [60.0, 60.0, 60.0]}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A 3-class checkpoint that records a 32x32, uncropped preprocessing, and a folder of images."""
     root = tmp_path_factory.mktemp("recorded")

@@ -33,7 +33,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, expected: str, stat
     assert last.startswith("error: ") and expected in last, last
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def files(tmp_path_factory) -> Dict[str, Path]:
     """Image folders (good and bad) and checkpoints (good and bad), made once."""
     from PIL import Image

@@ -39,7 +39,7 @@ def validate_json(tmp_path, name, *args):
     return json.loads(out.read_text()), proc.stdout
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def digits(tmp_path_factory):
     from mindcv_shufflenet.data.digits import write_digits_imagefolder
 
@@ -48,7 +48,7 @@ def digits(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(digits, tmp_path_factory):
     """The demo recipe (ShuffleNet V2 0.5x, 32x32 digits) trained for 3 epochs; its best checkpoint."""
     run_dir = tmp_path_factory.mktemp("run")
@@ -58,7 +58,7 @@ def trained(digits, tmp_path_factory):
     return run_dir / "shufflenet_v2_x0_5-best.ckpt"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(trained, tmp_path_factory):
     """The trained model exported as float ONNX and float MindIR by export.py."""
     out = tmp_path_factory.mktemp("exported")
@@ -245,7 +245,7 @@ def export_int8(checkpoint, digits, path, *options):
     return proc.stdout
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def int8(trained, digits, tmp_path_factory):
     path = tmp_path_factory.mktemp("int8") / "digits-int8.onnx"
     return path, export_int8(trained, digits, path)

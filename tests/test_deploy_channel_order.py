@@ -45,7 +45,7 @@ def tint(path, out):
     Image.fromarray(rgb.astype(np.uint8)).save(out)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bgr(images, tmp_path_factory):
     """(folder with val/ and train/ of tinted digits, the BGR checkpoint, its ONNX and MindIR exports)."""
     root = tmp_path_factory.mktemp("bgr")

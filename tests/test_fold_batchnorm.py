@@ -138,7 +138,7 @@ def run(script, *args):
                           cwd=ROOT, timeout=600)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(images, tmp_path_factory):
     """The digits demo recipe (ShuffleNet V2 0.5x, 32x32) trained by train.py for 3 epochs: its last checkpoint."""
     run_dir = tmp_path_factory.mktemp("fold_run")

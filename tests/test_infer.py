@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COLOURS = {"red.png": (230, 20, 30), "photos/sky.jpg": (40, 90, 250), "photos/deep/grass.png": (30, 200, 40)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def images(tmp_path_factory):
     """Uniformly coloured images (PNG exactly, JPEG nearly), so the network input is known."""
     root = tmp_path_factory.mktemp("infer")

@@ -47,7 +47,7 @@ def test_epochs_sampler_reads_each_epoch_in_its_own_order():
     assert list(sampler) == expected.tolist()  # a second pass is the same
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("images")
     for c, colour in enumerate(COLOURS):

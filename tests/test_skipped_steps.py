@@ -32,7 +32,7 @@ def run_train(args, cwd, env_extra=None, timeout=300):
                           timeout=timeout, env=env)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def uninterrupted(images, tmp_path_factory):
     """Two epochs with steps 3 and 4 reported non-finite (as fp16 overflow would be)."""
     out = tmp_path_factory.mktemp("uninterrupted")

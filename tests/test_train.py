@@ -31,7 +31,7 @@ def run_train(args, cwd, timeout=300, env=None):
                           timeout=timeout, env=env)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reference_run(images, tmp_path_factory):
     """The uninterrupted 3-epoch run that the other tests compare against."""
     out = tmp_path_factory.mktemp("reference")

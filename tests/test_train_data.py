@@ -26,7 +26,7 @@ ALL_AUGMENTATIONS = dict(hflip=0.5, vflip=0.5, auto_augment="randaug-m9-n2-mstd0
                          cutmix=1.0, cutmix_prob=0.9, label_smoothing=0.1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def folder(tmp_path_factory):
     """train/<ant|bee|cat>/ with 5 images each, of odd sizes, PNG and JPEG (one .JPG), each class one colour,
     plus a stray text file that must be ignored."""

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["apple", "banana", "cherry"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def image_folder(tmp_path_factory):
     """3 classes x 4 PNG images, each of one uniform colour, so that resize and crop leave every pixel
     as it was and the network's input is known exactly."""

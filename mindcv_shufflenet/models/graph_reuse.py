@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import types
-from typing import Any
+from typing import Any, Dict
 
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn
@@ -44,23 +44,24 @@ def graph_reuse_enabled() -> bool:
     return ms.get_context("device_target") == "CPU"
 
 
-def _value_key(value: Any) -> str:
-    """A string equal for two values exactly when the graph parsed from them is the same."""
+def _value_key(value: Any, children: Dict[int, str]) -> str:
+    """A string equal for two values exactly when the graph parsed from them is the same. ``children``:
+    the owning cell's sub-cells by id, which ``structure_key`` keys on their own."""
     if value is None or isinstance(value, (bool, int, float, str, ms.dtype.Type)):
         return f"{type(value).__name__}:{value!r}"
     if isinstance(value, (tuple, list)):
-        return f"{type(value).__name__}({','.join(_value_key(v) for v in value)})"
+        return f"{type(value).__name__}({','.join(_value_key(v, children) for v in value)})"
     if isinstance(value, dict):
-        items = sorted((repr(k), _value_key(v)) for k, v in value.items())
+        items = sorted((repr(k), _value_key(v, children)) for k, v in value.items())
         return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
-    if isinstance(value, nn.Cell):  # held in a list (SequentialCell's cell_list), say
-        return f"Cell[{structure_key(value)}]"
+    if isinstance(value, nn.Cell):  # a sub-cell also held in a list (SequentialCell's cell_list), say
+        return f"cell:{children[id(value)]}" if id(value) in children else f"Cell[{structure_key(value)}]"
     if isinstance(value, Parameter):
         return f"Parameter{tuple(value.shape)}:{value.dtype}:{value.requires_grad}"
     if isinstance(value, Tensor):  # a constant in the graph: its values count
         return f"Tensor{tuple(value.shape)}:{value.dtype}:{hash(value.asnumpy().tobytes())}"
     if isinstance(value, Primitive):  # the project's Custom ops are named by their kernel function
-        return f"{type(value).__name__}{_value_key(dict(value.attrs))}"
+        return f"{type(value).__name__}{_value_key(dict(value.attrs), children)}"
     if isinstance(value, Initializer):  # used once, when the parameter was made
         return "Initializer"
     if isinstance(value, types.FunctionType) and value.__closure__ is None:
@@ -77,9 +78,11 @@ def _counts(name: str, value: Any) -> bool:
 
 
 def _cell_key(cell: nn.Cell) -> str:
-    attributes = ",".join(f"{name}={_value_key(value)}" for name, value in sorted(vars(cell).items())
+    children = {id(sub): name for name, sub in cell.name_cells().items()}
+    attributes = ",".join(f"{name}={_value_key(value, children)}" for name, value in sorted(vars(cell).items())
                           if _counts(name, value))
-    parameters = ",".join(f"{name}={_value_key(p)}" for name, p in cell._params.items())  # pylint: disable=protected-access
+    parameters = ",".join(f"{name}={_value_key(p, children)}"
+                          for name, p in cell._params.items())  # pylint: disable=protected-access
     return f"{type(cell).__module__}.{type(cell).__qualname__}({attributes};{parameters})"
 
 
