@@ -1,7 +1,7 @@
 """One parsed graph per distinct unit structure: a shorter graph compile on the CPU, safe against units
 changed after they were built.
 
-A ShuffleNet repeats the same unit many times (V2 1.0x: 16 units of 4 distinct structures). MindSpore's
+A ShuffleNet repeats the same unit many times (V2 1.0x: 16 units of 6 distinct structures). MindSpore's
 ``lazy_inline(policy="front")`` parses a cell's graph once and reuses it for every cell with the same
 ``cell_init_args`` string, which cuts the front end's work (the bulk of the first step's compile, see
 ``scripts/profile_compile.py``). The decorator keys on the constructor's arguments, so a unit changed
@@ -45,7 +45,7 @@ def graph_reuse_enabled() -> bool:
 
 
 def _value_key(value: Any, children: Dict[int, str]) -> str:
-    """A string equal for two values exactly when the graph parsed from them is the same. ``children``:
+    """A string that two values share only if a graph parsed with either is valid for both. ``children``:
     the owning cell's sub-cells by id, which ``structure_key`` keys on their own."""
     if value is None or isinstance(value, (bool, int, float, str, ms.dtype.Type)):
         return f"{type(value).__name__}:{value!r}"
