@@ -108,9 +108,12 @@ def test_the_family_models_export_with_se_hard_swish_and_one_output(family, tmp_
         net = ShuffleNetV2Large((8, 8, 16, 32, 64, 128, 256, 64), "large", num_classes=10, stage_repeats=(2, 2, 3, 2),
                                 groups=4, aux_channels=(16, 32, 48), input_offset=(SIZE, SIZE))
     net = calibrate(randomize(net, seed=4), images(4, 5), seed=4)
+    logit_size = max(1.0, float(np.abs(run_eval(net, images(2, 6))).max()))
     result = export_model(net, tmp_path / family, "ONNX", image_size=SIZE)
     assert result.folded_batchnorms > 40 and result.checked_with == "onnxruntime"
-    assert result.max_abs_diff <= TOLERANCE
+    # Relative to the logits' size: V2+'s logits reach ~6 here, and float32 sums in another order (onnxruntime
+    # on an AVX-512 host, oneDNN limited to AVX2) differ by ~3e-5 of that.
+    assert result.max_abs_diff <= TOLERANCE * logit_size
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
