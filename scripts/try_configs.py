@@ -10,10 +10,11 @@ output folder, and the widths and depths of ShuffleNetV2.Large / ExLarge (140 / 
 with the same structure, auxiliary heads included, at a few hundred thousand). Everything else is the
 recipe's own. Prints one line per file; exits 1 if any failed.
 
-A recipe whose settings equal those of a recipe already run here in everything but the model's width
-(shufflenet_v1_g3_05 / _10 / _15 / _20, say, under one recipe) runs in PyNative mode: its graph differs
-from the one just compiled only in channel counts, and PyNative skips the compile (about 3x faster
-here). `--all_graph` compiles every one.
+A recipe whose training graph equals one already compiled here but for its shapes runs in PyNative mode,
+which skips the compile (about 3x faster here): its settings equal the other's in everything but the
+model's width (shufflenet_v1_g3_05 / _10 / _15 / _20, say), the number of classes and the settings that
+stay outside the graph (OUTSIDE_THE_GRAPH: the learning rate's values, the data augmentation). Its own
+settings are still loaded, checked and trained with. `--all_graph` compiles every one.
 """
 
 from __future__ import annotations
@@ -81,21 +82,31 @@ def width_family(model: str) -> str:
     return model
 
 
-def width_siblings(files: Sequence[Path], data_dir: str) -> List[List[Path]]:
-    """``files`` in groups whose settings are equal but for the model's width (each group in file order)."""
+# Settings that do not change the compiled training step: the learning rates (one table of the same length
+# for every schedule in a one-epoch run, held in a Parameter), the loss scale's value (a Parameter), the
+# data pipeline's settings (run outside the graph), checkpoint keeping, and the number of classes (a shape,
+# as the width is).
+OUTSIDE_THE_GRAPH = ("lr", "scheduler", "warmup_factor", "loss_scale", "dataset", "hflip", "color_jitter",
+                     "scale", "ratio", "re_prob", "crop_pct", "num_classes", "keep_checkpoint_max",
+                     "ckpt_save_dir")
+
+
+def graph_siblings(files: Sequence[Path], data_dir: str) -> List[List[Path]]:
+    """``files`` in groups that compile the same graph but for its shapes (each group in file order)."""
     groups: Dict[str, List[Path]] = {}
     for path in files:
         settings = load_config(["--config", str(path)], data_dir=data_dir, **SMALL_RUN).as_dict()
         settings["model"] = width_family(settings["model"])
-        settings.pop("ckpt_save_dir")
+        for key in OUTSIDE_THE_GRAPH:
+            settings.pop(key)
         groups.setdefault(repr(sorted(settings.items())), []).append(path)
     return list(groups.values())
 
 
 def plan_modes(files: Sequence[Path], data_dir: str) -> Dict[Path, str]:
-    """Graph mode for the first file of each group of width siblings, PyNative for the others."""
+    """Graph mode for the first file of each group of graph siblings, PyNative for the others."""
     return {path: "graph" if i == 0 else "pynative"
-            for group in width_siblings(files, data_dir) for i, path in enumerate(group)}
+            for group in graph_siblings(files, data_dir) for i, path in enumerate(group)}
 
 
 def try_config(path: Path, data_dir: str, out_dir: Path, mode: str = "graph") -> float:
@@ -114,7 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--data_dir", required=True, help="an image folder with train/ and val/ (e.g. the demo digits)")
     p.add_argument("configs", nargs="*", help="YAML files (default: every file under configs/)")
     p.add_argument("--all_graph", action="store_true",
-                   help="graph mode for every recipe (default: PyNative for width-only siblings)")
+                   help="graph mode for every recipe (default: PyNative for graph siblings)")
     args = p.parse_args(argv)
     files = [Path(f) for f in args.configs] or sorted((ROOT / "configs").rglob("*.yaml"))
     modes = {path: "graph" for path in files} if args.all_graph else plan_modes(files, args.data_dir)

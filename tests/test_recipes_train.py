@@ -1,7 +1,7 @@
 """Every shipped recipe trains on the CPU: loaded, checked, built and run for two steps with small images
-by scripts/try_configs.py (in four shards, one process each). Width siblings (recipes whose settings differ
-only in the model's width) share a shard, so each group compiles its graph once and runs the rest in
-PyNative mode."""
+by scripts/try_configs.py (in four shards, one process each). Graph siblings (recipes whose training graphs
+differ only in shapes: the model's width, the number of classes) share a shard, so each group compiles its
+graph once and runs the rest in PyNative mode."""
 
 import subprocess
 import sys
@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from try_configs import plan_modes, width_family, width_siblings  # noqa: E402
+from try_configs import graph_siblings, plan_modes, width_family  # noqa: E402
 RECIPES = sorted((ROOT / "configs").rglob("*.yaml"))
 
 
@@ -36,8 +36,8 @@ GRAPH_COST, PYNATIVE_COST = 3, 1
 
 
 def recipe_shards(data_dir: Path) -> List[List[Path]]:
-    """The recipes in SHARDS lists of about equal cost, each group of width siblings whole in one list."""
-    groups = width_siblings(RECIPES, str(data_dir))
+    """The recipes in SHARDS lists of about equal cost, each group of graph siblings whole in one list."""
+    groups = graph_siblings(RECIPES, str(data_dir))
     cost = {id(group): GRAPH_COST + PYNATIVE_COST * (len(group) - 1) for group in groups}
     shards: List[List[Path]] = [[] for _ in range(SHARDS)]
     loads = [0] * SHARDS
@@ -48,13 +48,14 @@ def recipe_shards(data_dir: Path) -> List[List[Path]]:
     return [sorted(shard) for shard in shards]
 
 
-def test_recipe_shards_cover_every_recipe_once_with_width_siblings_together(tmp_path):
+def test_recipe_shards_cover_every_recipe_once_with_graph_siblings_together(tmp_path):
     data = write_small_folder(tmp_path / "images")
     shards = recipe_shards(data)
     assert sorted(p for shard in shards for p in shard) == RECIPES
     where = {p.name: i for i, shard in enumerate(shards) for p in shard}
     assert where["shufflenet_v1_g3_10_cpu.yaml"] == where["shufflenet_v1_g3_20_cpu.yaml"]
     assert where["shufflenet_v2_plus_small_cpu.yaml"] == where["shufflenet_v2_plus_large_cpu.yaml"]
+    assert where["shufflenet_v1_g8_05_paper.yaml"] == where["shufflenet_v1_g8_20_cpu.yaml"]  # lr, schedule
 
 
 @pytest.mark.slow
@@ -71,17 +72,21 @@ def test_every_recipe_trains_two_steps_on_the_cpu(tmp_path, shard):
     assert any("(graph," in line for line in ok), proc.stdout[-3000:]
 
 
-def test_only_width_siblings_of_a_recipe_already_run_skip_the_graph_compile(tmp_path):
+def test_only_graph_siblings_of_a_recipe_already_run_skip_the_graph_compile(tmp_path):
     assert width_family("shufflenet_v1_g3_15") == "shufflenet_v1_g3"
     assert width_family("shufflenet_v2_plus_large") == "shufflenet_v2_plus"
     assert width_family("shufflenet_v2_large") == "shufflenet_v2_large"  # another structure, not a width
-    recipes = {"a": ("shufflenet_v1_g3_05", 0.1), "b": ("shufflenet_v1_g3_10", 0.1),  # width only: PyNative
-               "c": ("shufflenet_v1_g3_20", 0.2),  # another lr
-               "d": ("shufflenet_v1_g8_05", 0.1),  # another group count
-               "e": ("shufflenet_v2_x1_0", 0.1)}  # another family
+    recipes = {"a": ("shufflenet_v1_g3_05", "lr: 0.1"),
+               "b": ("shufflenet_v1_g3_10", "lr: 0.1"),  # width only: PyNative
+               "c": ("shufflenet_v1_g3_20", "lr: 0.2\nscheduler: linear_decay\nre_prob: 0.25"),  # outside the graph
+               "d": ("shufflenet_v1_g3_05", "lr: 0.1\namp_level: O2"),  # another precision
+               "e": ("shufflenet_v1_g3_05", "lr: 0.1\nweight_decay_filter: official"),  # other parameter groups
+               "f": ("shufflenet_v1_g3_05", "lr: 0.1\nlabel_smoothing: 0.1"),  # another loss
+               "g": ("shufflenet_v1_g8_05", "lr: 0.1"),  # another group count
+               "h": ("shufflenet_v2_x1_0", "lr: 0.1")}  # another family
     files = []
-    for name, (model, lr) in recipes.items():
+    for name, (model, settings) in recipes.items():
         files.append(tmp_path / f"{name}.yaml")
-        files[-1].write_text(f"model: '{model}'\nlr: {lr}\n")
+        files[-1].write_text(f"model: '{model}'\n{settings}\n")
     modes = plan_modes(files, str(tmp_path))
-    assert [modes[f] for f in files] == ["graph", "pynative", "graph", "graph", "graph"]
+    assert [modes[f] for f in files] == ["graph", "pynative", "pynative", "graph", "graph", "graph", "graph", "graph"]

@@ -75,6 +75,7 @@ def test_model_table_command_rejects_a_pattern_matching_nothing():
     assert result.stderr.strip().splitlines()[-1] == "error: no model matches 'resnet*': see the names in list_models()"
 
 
+@pytest.mark.slow
 def test_cpu_layer_benchmark_runs_and_its_variants_agree():
     """The benchmark behind the layout choices (README) checks each variant against ours before timing."""
     result = subprocess.run([sys.executable, "scripts/bench_cpu_layers.py", "--skip-networks", "--batch", "2",

@@ -21,6 +21,7 @@ def _load(script):
     return module
 
 
+@pytest.mark.slow
 def test_benchmark_quick_run_writes_a_table_a_json_file_and_a_chart(tmp_path):
     """One round at a tiny size: each framework in a process of its own, with the thread count asked for."""
     result = subprocess.run(
@@ -164,6 +165,7 @@ def test_guideline_tables_hold_flops_fixed_where_the_paper_does(setup):
     assert all(v.paper is None for v in guide.table_variants(2, setup, 2))  # paper quoted at x1 only
 
 
+@pytest.mark.slow
 def test_guidelines_quick_run_prints_the_papers_figures_beside_the_measurements(tmp_path):
     result = subprocess.run(
         [sys.executable, "scripts/guidelines.py", "--tables", "4", "--setups", "cpu", "--scales", "1",
@@ -207,6 +209,7 @@ def test_profile_summary_attributes_convolution_kernels_to_their_kind(tmp_path):
     assert prof.summarise(csv_file, v1_kinds, steps=1) == [("grouped 1x1: forward", 3.0)]
 
 
+@pytest.mark.slow
 def test_guidelines_replot_rewrites_the_same_table_from_saved_measurements(tmp_path):
     run = tmp_path / "run"
     subprocess.run([sys.executable, "scripts/guidelines.py", "--tables", "3", "--setups", "cpu", "--scales", "1",
@@ -267,6 +270,7 @@ def test_compile_profile_reads_the_phases_back_from_mindspores_log():
     assert totals == {"compile_graph": pytest.approx(3.0005)}
 
 
+@pytest.mark.slow
 def test_compile_profile_runs_a_first_step_and_prints_the_phases():
     result = subprocess.run([sys.executable, "scripts/profile_compile.py", "--model", "shufflenet_v2_x0_5", "--batch",
                              "2", "--image-size", "32"], capture_output=True, text=True, cwd=ROOT, timeout=300)
