@@ -9,7 +9,8 @@ Options are MindCV's config keys (a training YAML works as --config; its evaluat
 model, data_dir, val_split, batch_size, image_resize, crop_pct, interpolation, mean, std, ...).
 Preprocessing is MindCV's: resize the short side to image_resize / crop_pct, center crop, normalize; the
 values not given are those the checkpoint records it was trained with (train.py writes them), else the
-model's (``model_info(model).preprocessing``). An exported file (--model_file: .onnx through onnxruntime,
+model's (``model_info(model).preprocessing``). Without --model, a checkpoint written by train.py names its
+model, as in infer.py and export.py. An exported file (--model_file: .onnx through onnxruntime,
 .mindir through MindSpore) runs through the same pipeline; the model name, class count and the
 preprocessing export.py recorded in it are used for the keys not given on the command line or in --config.
 """
@@ -32,7 +33,7 @@ from mindcv_shufflenet.deploy import ExportedModel, describe, load_exported
 from mindcv_shufflenet.engine import evaluate
 from mindcv_shufflenet.engine.evaluate import EvalResult
 from mindcv_shufflenet.models import prepare_for_inference
-from mindcv_shufflenet.models.weights import checkpoint_classes
+from mindcv_shufflenet.models.weights import checkpoint_classes, recorded_model
 
 EVAL_KEYS = ("model", "ckpt_path", "pretrained", "data_dir", "val_split", "num_classes", "in_channels",
              "batch_size", "image_resize", "crop_pct", "interpolation", "mean", "std", "pool_padding",
@@ -60,6 +61,10 @@ def parse_config(argv: Optional[List[str]] = None) -> Tuple[Config, argparse.Nam
     args.exported = load_exported(args.model_file) if args.model_file else None
     if args.exported is not None:
         overrides.update(recorded_identity(args.exported, given))
+    elif "model" not in given and args.ckpt_path:  # a checkpoint written by train.py names its model
+        named = recorded_model(args.ckpt_path)
+        if named:
+            overrides["model"] = named
     cfg = load_config(argv, parser=parser, **overrides)
     given_pre = {k: getattr(cfg, k) for k in PREPROCESSING_OPTIONS if k in given}
     if args.exported is not None:

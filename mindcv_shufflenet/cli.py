@@ -80,9 +80,9 @@ def resolve_model_arguments(args: argparse.Namespace) -> argparse.Namespace:
     if model_file:  # the model name and classes are the file's (checked when it is loaded)
         return args
     if not args.model and args.ckpt_path:  # a checkpoint written by train.py names its model
-        from .models.weights import read_checkpoint_with_meta
+        from .models.weights import recorded_model
 
-        args.model = read_checkpoint_with_meta(args.ckpt_path)[1].get("model")
+        args.model = recorded_model(args.ckpt_path)
     if not args.model:
         raise ValueError("give --model NAME (or --config with a model key; checkpoints written by train.py "
                          "name their model themselves)")

@@ -11,7 +11,7 @@ with the same structure, auxiliary heads included, at a few hundred thousand). E
 recipe's own. Prints one line per file; exits 1 if any failed.
 
 A recipe whose training graph equals one already compiled here but for its shapes runs in PyNative mode,
-which skips the compile (about 3x faster here): its settings equal the other's in everything but the
+which skips compiling the whole step (about 2x faster here): its settings equal the other's in everything but the
 model's width (shufflenet_v1_g3_05 / _10 / _15 / _20, say), the number of classes and the settings that
 stay outside the graph (OUTSIDE_THE_GRAPH: the learning rate's values, the data augmentation). Its own
 settings are still loaded, checked and trained with. `--all_graph` compiles every one.

@@ -83,7 +83,7 @@ def test_infer_takes_a_config_as_validate_does(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_validate_and_export_use_the_recorded_preprocessing(trained, tmp_path):
+def test_validate_and_export_use_the_recorded_model_and_preprocessing(trained, tmp_path):
     root, ckpt = trained
     args = ["--ckpt_path", ckpt, "--data_dir", root, "--num_classes", 3]
     recorded = run("validate.py", "--model", "shufflenet_v2_x0_5", *args, "--json", tmp_path / "a.json", cwd=tmp_path)
@@ -91,5 +91,9 @@ def test_validate_and_export_use_the_recorded_preprocessing(trained, tmp_path):
         "--mean", "120,110,100", "--std", "60,60,60", "--json", tmp_path / "b.json", cwd=tmp_path)
     assert "note:" not in recorded.stderr
     assert json.loads((tmp_path / "a.json").read_text())["loss"] == json.loads((tmp_path / "b.json").read_text())["loss"]
+    # no --model, no --num_classes: the checkpoint names its model and its classifier gives the classes
+    named = run("validate.py", "--ckpt_path", ckpt, "--data_dir", root, "--json", tmp_path / "c.json", cwd=tmp_path)
+    assert named.stdout.startswith("shufflenet_v2_x0_5: top-1 ")
+    assert json.loads((tmp_path / "c.json").read_text())["loss"] == json.loads((tmp_path / "a.json").read_text())["loss"]
     exported = run("export.py", "--ckpt_path", ckpt, "--file_name", tmp_path / "net", "--no_check", cwd=tmp_path)
     assert "input float32 [batch, 3, 32, 32] (RGB, mean [120.0, 110.0, 100.0], std [60.0, 60.0, 60.0])" in exported.stdout

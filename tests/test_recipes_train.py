@@ -1,6 +1,6 @@
 """Every shipped recipe trains on the CPU: loaded, checked, built and run for two steps with small images
 by scripts/try_configs.py (in four shards, one process each). Graph siblings (recipes whose training graphs
-differ only in shapes: the model's width, the number of classes) share a shard, so each group compiles its
+differ only in shapes, see try_configs.OUTSIDE_THE_GRAPH) share a shard, so each group compiles its
 graph once and runs the rest in PyNative mode."""
 
 import subprocess

@@ -168,6 +168,11 @@ def recorded_preprocessing(path: str | os.PathLike) -> Optional[Preprocessing]:
         raise ValueError(f"{path}: its recorded preprocessing is not valid ({err})") from None
 
 
+def recorded_model(path: str | os.PathLike) -> Optional[str]:
+    """The model name a checkpoint records (train.py writes it), or None (MindCV's checkpoints)."""
+    return read_checkpoint_with_meta(path)[1].get("model") or None
+
+
 def checkpoint_classes(path: str | os.PathLike, ema: bool = False) -> Tuple[Optional[int], Optional[List[str]]]:
     """The number of classes of a checkpoint's classifier (None if it has none) and the class names it
     records (None if it records none)."""
