@@ -62,6 +62,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--calib_images", type=int, default=None, help="with --quantize: how many (default 300)")
     p.add_argument("--calib_method", default=None, choices=["minmax", "entropy", "percentile"],
                    help="with --quantize: activation calibration (default minmax, chosen by measurement)")
+    p.add_argument("--weight_bits", type=int, default=None, choices=[7, 8],
+                   help="with --quantize: range of the int8 weights (default 7: no saturation on any CPU; 8 saturates "
+                        "in onnxruntime on x86 CPUs without VNNI, use it only for files run on VNNI or ARM)")
     return _check_format(resolve_model_arguments(p.parse_args(argv)))
 
 
@@ -70,7 +73,7 @@ def _check_format(args: argparse.Namespace) -> argparse.Namespace:
     if args.quantize:
         _check_quantize_args(args)
     else:
-        for option in ("calib_dir", "calib_images", "calib_method"):
+        for option in ("calib_dir", "calib_images", "calib_method", "weight_bits"):
             if getattr(args, option) is not None:
                 raise ValueError(f"--{option} is for INT8 export: add --quantize int8, or leave it out")
         args.file_format = args.file_format or "MINDIR"
@@ -88,6 +91,7 @@ def _check_quantize_args(args: argparse.Namespace) -> None:
     args.file_format = "ONNX"
     args.calib_images = 300 if args.calib_images is None else args.calib_images
     args.calib_method = args.calib_method or "minmax"
+    args.weight_bits = args.weight_bits or 7
 
 
 def _check_device(args: argparse.Namespace) -> str:
@@ -173,7 +177,7 @@ def _export_int8(args: argparse.Namespace, pre: Preprocessing, net, info: Export
     from mindcv_shufflenet.deploy import load_exported
     from mindcv_shufflenet.quantize import QuantSettings, compare_logits, quantize_onnx
 
-    settings = QuantSettings(method=args.calib_method)
+    settings = QuantSettings(method=args.calib_method, reduce_range=args.weight_bits == 7)
     output = Path(args.file_name or f"{args.model}-int8")
     output = output if output.suffix.lower() == ".onnx" else output.with_name(output.name + ".onnx")
     with tempfile.TemporaryDirectory(prefix="export-int8-") as work:

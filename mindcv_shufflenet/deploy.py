@@ -14,12 +14,16 @@ preprocessed images, and returns the logits as a NumPy array.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import platform
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 INFO_PREFIX = "mindcv_shufflenet."
 MODEL_FILE_SUFFIXES = {".onnx": "ONNX", ".mindir": "MINDIR"}
@@ -225,12 +229,38 @@ def _load_onnx(path: Path) -> ExportedModel:
                          f"output [batch, classes], got inputs {[(i.name, i.type) for i in inputs]} and "
                          f"{len(outputs)} output(s)")
     info = ExportInfo.from_properties(session.get_modelmeta().custom_metadata_map, path)
+    if info.quantization and int8_weights_saturate(info.quantization, cpu_flags()):
+        logger.warning(f"{path} has int8 weights in the full 8-bit range, and this CPU (x86 without VNNI) runs them "
+                       f"with onnxruntime kernels that saturate: outputs can be far from the float model's "
+                       f"(measured: top-1 78% vs 96%); re-export with export.py --quantize int8 (7-bit weights)")
     input_name = inputs[0].name
 
     def run(x: np.ndarray) -> np.ndarray:
         return session.run(None, {input_name: x})[0]
 
     return _exported(path, "ONNX", inputs[0].shape, outputs[0].shape, info, run)
+
+
+def cpu_flags() -> Optional[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo) on x86; None elsewhere or when they cannot be read."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return None
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next((line.split(":", 1)[1] for line in cpuinfo if line.startswith("flags")), None)
+    except OSError:
+        return None
+
+
+def int8_weights_saturate(quantization: str, flags: Optional[str]) -> bool:
+    """Whether onnxruntime's int8 kernels saturate on a file quantized as ``quantization`` (its recorded
+    description) on an x86 CPU with ``flags``: signed weights in the full 8-bit range (files written before
+    the 7-bit default, or with --weight_bits 8), on a CPU without VNNI, where u8 x s8 products are summed in
+    pairs into 16 bits (VPMADDUBSW)."""
+    if flags is None:
+        return False
+    full_range = " int8 weights" in f" {quantization}"
+    return full_range and not {"avx512_vnni", "avx_vnni"} & set(flags.split())
 
 
 def _load_mindir(path: Path) -> ExportedModel:

@@ -134,7 +134,8 @@ def accuracy(args: argparse.Namespace) -> Dict:
             "preprocessing": {"input_size": pre.input_size, "crop_pct": pre.crop_pct,
                               "interpolation": pre.interpolation, "channel_order": pre.channel_order,
                               "mean": list(pre.mean), "std": list(pre.std)},
-            "data": str(Path(args.data_dir) / args.val_split), "calib_images": args.calib_images, "rows": rows}
+            "data": str(Path(args.data_dir) / args.val_split), "calib_images": args.calib_images,
+            "cpu": _cpu_flags(), "rows": rows}  # the CPU decides whether onnxruntime's int8 kernels saturate
 
 
 def accuracy_preprocessing(args: argparse.Namespace):
@@ -212,7 +213,8 @@ def _row(row: Dict) -> str:
 
 def accuracy_table(result: Dict) -> str:
     lines = [f"{result['model']} (INT8 settings: {result['variant']}): {result['rows'][0]['images']} held-out images of {result['data']}; INT8 calibrated "
-             f"on {result['calib_images']} training images per draw; 'other': the training images not drawn", "",
+             f"on {result['calib_images']} training images per draw; 'other': the training images not drawn; CPU "
+             f"flags: {result.get('cpu', 'unknown')}", "",
              "| model | top-1 | loss | top-1 agreement with float | max abs logit diff | mean abs logit diff | "
              "agreement, other training images | mean abs logit diff, other | quantization (s) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -236,8 +238,10 @@ def accuracy_table(result: Dict) -> str:
 VARIANTS = {
     "float": None,
     "qdq": {},                                                   # the export default: QDQ, u8 activations, s8 weights
+                                                                 # in a 7-bit range
+    "qdq-8bit": {"reduce_range": False},                         # s8 weights in the full 8-bit range
     "qdq-s8s8": {"activation_type": "int8"},
-    "qdq-u8u8": {"weight_type": "uint8"},
+    "qdq-u8u8": {"weight_type": "uint8", "reduce_range": False},  # u8 weights, full range (no saturation either)
     "qoperator": {"quant_format": "qoperator"},
     "qdq-fc-float": {"float_op_types": ("Gemm",)},               # the classifier left in float
     "qdq-int8-logits": {"float_output_op_types": ()},            # the logits quantized too

@@ -269,7 +269,8 @@ def assert_agrees_with_float(float_file, int8_file, digits, min_agreement):
 @pytest.mark.slow
 def test_int8_export_is_per_channel_qdq_at_opset_17(int8):
     path, stdout = int8
-    assert stdout.startswith(f"{path}: INT8 (int8 static QDQ, per-channel int8 weights, uint8 activations, float "
+    assert stdout.startswith(f"{path}: INT8 (int8 static QDQ, per-channel int8 (7-bit range) weights, uint8 "
+                             f"activations, float "
                              f"Gemm outputs, minmax calibration on 200 images from ")
     assert "INT8 vs float on the 200 calibration images: top-1 agreement" in stdout
     model = onnx.load(str(path))
@@ -283,12 +284,14 @@ def test_int8_export_is_per_channel_qdq_at_opset_17(int8):
         assert weights.op_type == "DequantizeLinear" and producers[conv.input[0]].op_type == "DequantizeLinear"
         weight, scale = initializers[weights.input[0]], initializers[weights.input[1]]
         assert weight.data_type == onnx.TensorProto.INT8
+        # 7-bit range: u8 x s8 pair sums stay within int16, so onnxruntime cannot saturate on AVX2 without VNNI
+        assert np.abs(onnx.numpy_helper.to_array(weight)).max() <= 64
         assert list(scale.dims) == [weight.dims[0]] and weight.dims[0] > 1  # one scale per output channel
     assert producers["logits"].op_type == "Gemm"  # the logits are left in float
     info = load_exported(path).info
     assert (info.model, info.num_classes, info.image_size, info.crop_pct) == ("shufflenet_v2_x0_5", 10, 32, 1.0)
-    assert info.quantization == ("int8 static QDQ, per-channel int8 weights, uint8 activations, float Gemm outputs, "
-                                 "minmax calibration on 200 images")
+    assert info.quantization == ("int8 static QDQ, per-channel int8 (7-bit range) weights, uint8 activations, "
+                                 "float Gemm outputs, minmax calibration on 200 images")
 
 
 @pytest.mark.slow
@@ -380,6 +383,22 @@ def test_bad_calibration_folders_are_refused(tmp_path):
             calibration_images(folder, count, transforms)
 
 
+def test_full_range_int8_weights_are_flagged_only_on_x86_without_vnni():
+    from mindcv_shufflenet.deploy import int8_weights_saturate
+
+    old_default = "int8 static QDQ, per-channel int8 weights, uint8 activations, minmax calibration on 300 images"
+    seven_bit = "int8 static QDQ, per-channel int8 (7-bit range) weights, uint8 activations, minmax calibration"
+    unsigned = "int8 static QDQ, per-channel uint8 weights, uint8 activations, minmax calibration"
+    avx2, vnni = "fpu sse2 avx avx2 fma", "fpu sse2 avx avx2 fma avx512f avx512_vnni"
+    assert int8_weights_saturate(old_default, avx2)
+    assert int8_weights_saturate(old_default.replace("per-channel", "per-tensor"), avx2)
+    assert not int8_weights_saturate(old_default, vnni)
+    assert not int8_weights_saturate(old_default, "fpu avx2 avx_vnni")
+    assert not int8_weights_saturate(old_default, None)  # not x86, or flags unknown
+    assert not int8_weights_saturate(seven_bit, avx2)
+    assert not int8_weights_saturate(unsigned, avx2)
+
+
 @pytest.mark.slow
 def test_export_refuses_bad_int8_options_with_one_line(tmp_path):
     base = ["--model", "shufflenet_v2_x0_5", "--pretrained"]
@@ -390,6 +409,7 @@ def test_export_refuses_bad_int8_options_with_one_line(tmp_path):
                           f"no images (.jpg, .jpeg, .png, .bmp, .tif, .tiff) under {tmp_path / 'empty'}")
     assert_one_line_error(run("export.py", *base, "--quantize", "int8"), "--quantize int8 needs calibration images")
     assert_one_line_error(run("export.py", *base, "--calib_dir", tmp_path), "--calib_dir is for INT8 export")
+    assert_one_line_error(run("export.py", *base, "--weight_bits", 8), "--weight_bits is for INT8 export")
     assert_one_line_error(run("export.py", *base, "--quantize", "int8", "--calib_dir", tmp_path, "--file_format",
                               "MINDIR"), "--quantize int8 writes ONNX, not MINDIR")
 
