@@ -461,12 +461,14 @@ def _time_in_subprocess(path: Optional[Path], level: str, batch: int, args: argp
 
 
 def _cpu_flags() -> str:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
+    """The x86 features that decide onnxruntime's int8 kernels (and whether they saturate)."""
+    from mindcv_shufflenet.deploy import cpu_flags
+
+    flags = cpu_flags()
+    if flags is None:
         return "unknown"
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return " ".join(f for f in wanted if f" {f}" in flags)
+    return " ".join(f for f in wanted if f in flags.split())
 
 
 def _ort_version() -> str:

@@ -270,8 +270,7 @@ def assert_agrees_with_float(float_file, int8_file, digits, min_agreement):
 def test_int8_export_is_per_channel_qdq_at_opset_17(int8):
     path, stdout = int8
     assert stdout.startswith(f"{path}: INT8 (int8 static QDQ, per-channel int8 (7-bit range) weights, uint8 "
-                             f"activations, float "
-                             f"Gemm outputs, minmax calibration on 200 images from ")
+                             f"activations, float Gemm outputs, minmax calibration on 200 images from ")
     assert "INT8 vs float on the 200 calibration images: top-1 agreement" in stdout
     model = onnx.load(str(path))
     assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == {17}
