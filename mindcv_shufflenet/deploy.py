@@ -229,10 +229,8 @@ def _load_onnx(path: Path) -> ExportedModel:
                          f"output [batch, classes], got inputs {[(i.name, i.type) for i in inputs]} and "
                          f"{len(outputs)} output(s)")
     info = ExportInfo.from_properties(session.get_modelmeta().custom_metadata_map, path)
-    if info.quantization and int8_weights_saturate(info.quantization, cpu_flags()):
-        logger.warning(f"{path} has int8 weights in the full 8-bit range, and this CPU (x86 without VNNI) runs them "
-                       f"with onnxruntime kernels that saturate: outputs can be far from the float model's "
-                       f"(measured: top-1 78% vs 96%); re-export with export.py --quantize int8 (7-bit weights)")
+    if int8_kernels_saturate(cpu_flags()):
+        _warn_if_full_range_int8(path, info.quantization)
     input_name = inputs[0].name
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -252,15 +250,54 @@ def cpu_flags() -> Optional[str]:
         return None
 
 
-def int8_weights_saturate(quantization: str, flags: Optional[str]) -> bool:
-    """Whether onnxruntime's int8 kernels saturate on a file quantized as ``quantization`` (its recorded
-    description) on an x86 CPU with ``flags``: signed weights in the full 8-bit range (files written before
-    the 7-bit default, or with --weight_bits 8), on a CPU without VNNI, where u8 x s8 products are summed in
-    pairs into 16 bits (VPMADDUBSW)."""
-    if flags is None:
-        return False
-    full_range = " int8 weights" in f" {quantization}"
-    return full_range and not {"avx512_vnni", "avx_vnni"} & set(flags.split())
+# Signed 8-bit weights within [-64, 64] (7 bits) keep onnxruntime's u8 x s8 pair sums inside int16.
+SATURATION_FREE_INT8 = 64
+
+
+def int8_kernels_saturate(flags: Optional[str]) -> bool:
+    """Whether onnxruntime's int8 kernels can saturate on an x86 CPU with ``flags``: without VNNI, u8 x s8
+    products are summed in pairs into 16 bits (VPMADDUBSW). False when the flags are unknown (not x86)."""
+    return flags is not None and not {"avx512_vnni", "avx_vnni"} & set(flags.split())
+
+
+def largest_int8_weight(path: str | os.PathLike) -> Optional[int]:
+    """The largest magnitude among an ONNX file's signed 8-bit weights (INT8 initializers of rank >= 2; scalars
+    and per-channel zero points are left out): 0 when it has none; None without the onnx package, or when the
+    file cannot be read by it."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None
+    try:
+        model = onnx.load(str(path))
+    except Exception:  # onnxruntime opened the file; the check must never stop it from running
+        return None
+    largest = 0
+    for tensor in model.graph.initializer:
+        if tensor.data_type == onnx.TensorProto.INT8 and len(tensor.dims) >= 2:
+            values = numpy_helper.to_array(tensor).astype(np.int16)  # int16: |-128| does not fit int8
+            largest = max(largest, int(np.abs(values).max(initial=0)))
+    return largest
+
+
+def has_full_range_int8_weights(largest_weight: Optional[int], quantization: str) -> bool:
+    """Whether a file's signed 8-bit weights leave the 7-bit range: from their values when they could be read
+    (``largest_weight``), else from the recorded description (files written before the 7-bit default, or with
+    --weight_bits 8, say "int8 weights" without "(7-bit range)")."""
+    if largest_weight is not None:
+        return largest_weight > SATURATION_FREE_INT8
+    return " int8 weights" in f" {quantization}"
+
+
+def _warn_if_full_range_int8(path: Path, quantization: str) -> None:
+    largest = largest_int8_weight(path)
+    if has_full_range_int8_weights(largest, quantization):
+        found = f"int8 weights up to {largest}" if largest is not None else "int8 weights in the full 8-bit range"
+        logger.warning(f"{path} has {found} (more than {SATURATION_FREE_INT8}), and this CPU (x86 without VNNI) "
+                       f"runs them with onnxruntime kernels that saturate: outputs can be far from the float "
+                       f"model's (measured: top-1 78% vs 96%); re-export with export.py --quantize int8 (7-bit "
+                       f"weights), or quantize with reduce_range or uint8 weights")
 
 
 def _load_mindir(path: Path) -> ExportedModel:

@@ -382,20 +382,73 @@ def test_bad_calibration_folders_are_refused(tmp_path):
             calibration_images(folder, count, transforms)
 
 
-def test_full_range_int8_weights_are_flagged_only_on_x86_without_vnni():
-    from mindcv_shufflenet.deploy import int8_weights_saturate
+AVX2, VNNI = "fpu sse2 avx avx2 fma", "fpu sse2 avx avx2 fma avx512f avx512_vnni"
+
+
+def test_int8_kernels_saturate_only_on_x86_without_vnni():
+    from mindcv_shufflenet.deploy import int8_kernels_saturate
+
+    assert int8_kernels_saturate(AVX2)
+    assert not int8_kernels_saturate(VNNI)
+    assert not int8_kernels_saturate("fpu avx2 avx_vnni")
+    assert not int8_kernels_saturate(None)  # not x86, or flags unknown
+
+
+def test_full_range_int8_weights_are_judged_by_their_values_else_by_the_record():
+    from mindcv_shufflenet.deploy import has_full_range_int8_weights
 
     old_default = "int8 static QDQ, per-channel int8 weights, uint8 activations, minmax calibration on 300 images"
     seven_bit = "int8 static QDQ, per-channel int8 (7-bit range) weights, uint8 activations, minmax calibration"
     unsigned = "int8 static QDQ, per-channel uint8 weights, uint8 activations, minmax calibration"
-    avx2, vnni = "fpu sse2 avx avx2 fma", "fpu sse2 avx avx2 fma avx512f avx512_vnni"
-    assert int8_weights_saturate(old_default, avx2)
-    assert int8_weights_saturate(old_default.replace("per-channel", "per-tensor"), avx2)
-    assert not int8_weights_saturate(old_default, vnni)
-    assert not int8_weights_saturate(old_default, "fpu avx2 avx_vnni")
-    assert not int8_weights_saturate(old_default, None)  # not x86, or flags unknown
-    assert not int8_weights_saturate(seven_bit, avx2)
-    assert not int8_weights_saturate(unsigned, avx2)
+    assert has_full_range_int8_weights(None, old_default)  # without the onnx package: the record decides
+    assert has_full_range_int8_weights(None, old_default.replace("per-channel", "per-tensor"))
+    assert not has_full_range_int8_weights(None, seven_bit)
+    assert not has_full_range_int8_weights(None, unsigned)
+    assert not has_full_range_int8_weights(None, "")
+    assert has_full_range_int8_weights(127, "")  # a file from another tool, without a record
+    assert has_full_range_int8_weights(65, seven_bit)  # the values win over the record
+    assert not has_full_range_int8_weights(64, old_default)
+    assert not has_full_range_int8_weights(0, "")  # a float file
+
+
+def _int8_conv_classifier(tmp_path, name, weights):
+    """x [N, 3, 4, 4] -> 1x1 Conv with QDQ int8 weights (one scale per output channel) -> mean -> [N, 3]; no record."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    path = _onnx_graph(tmp_path, name, [("x", ["N", 3, 4, 4])], [("y", ["N", 3])], [
+        helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w"], axis=0),
+        helper.make_node("Conv", ["x", "w"], ["c"]),
+        helper.make_node("ReduceMean", ["c"], ["y"], axes=[2, 3], keepdims=0)])
+    model = onnx.load(str(path))
+    model.graph.initializer.extend([
+        numpy_helper.from_array(np.asarray(weights, np.int8).reshape(3, 3, 1, 1), "w_q"),
+        numpy_helper.from_array(np.full(3, 0.01, np.float32), "w_scale"),
+        numpy_helper.from_array(np.zeros(3, np.int8), "w_zero")])
+    assert model.graph.initializer[-1].data_type == TensorProto.INT8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_loading_full_range_int8_weights_warns_on_x86_without_vnni(tmp_path, monkeypatch, caplog):
+    """The warning reads the weights themselves, so it covers files quantized by other tools (no record)."""
+    import logging
+
+    from mindcv_shufflenet import deploy
+
+    full = _int8_conv_classifier(tmp_path, "full.onnx", [-128, 5, 1, 2, 127, 3, 0, 1, 9])
+    seven_bit = _int8_conv_classifier(tmp_path, "seven.onnx", [-64, 5, 1, 2, 64, 3, 0, 1, 9])
+    x = np.ones((2, 3, 4, 4), np.float32)
+    for flags, path, warned in [(AVX2, full, True), (AVX2, seven_bit, False), (VNNI, full, False)]:
+        monkeypatch.setattr(deploy, "cpu_flags", lambda: flags)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger=deploy.__name__):
+            model = deploy.load_exported(path)
+        np.testing.assert_allclose(model(x)[:, 0], np.full(2, 0.01 * (-128 + 5 + 1) if path == full else
+                                                             0.01 * (-64 + 5 + 1)), rtol=1e-5)
+        assert (f"{path} has int8 weights up to 128 (more than 64), and this CPU (x86 without VNNI)" in caplog.text) \
+            == warned, (flags, path, caplog.text)
+        if path == seven_bit or flags == VNNI:
+            assert not caplog.text
 
 
 @pytest.mark.slow
