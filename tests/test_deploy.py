@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mindcv_shufflenet.deploy import ExportInfo, load_exported
+from mindcv_shufflenet.deploy import SATURATION_FREE_INT8, ExportInfo, load_exported
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = str(ROOT / "configs" / "demo" / "shufflenet_v2_digits_cpu.yaml")
@@ -284,7 +284,7 @@ def test_int8_export_is_per_channel_qdq_at_opset_17(int8):
         weight, scale = initializers[weights.input[0]], initializers[weights.input[1]]
         assert weight.data_type == onnx.TensorProto.INT8
         # 7-bit range: u8 x s8 pair sums stay within int16, so onnxruntime cannot saturate on AVX2 without VNNI
-        assert np.abs(onnx.numpy_helper.to_array(weight)).max() <= 64
+        assert np.abs(onnx.numpy_helper.to_array(weight)).max() <= SATURATION_FREE_INT8
         assert list(scale.dims) == [weight.dims[0]] and weight.dims[0] > 1  # one scale per output channel
     assert producers["logits"].op_type == "Gemm"  # the logits are left in float
     info = load_exported(path).info
@@ -435,20 +435,23 @@ def test_loading_full_range_int8_weights_warns_on_x86_without_vnni(tmp_path, mon
 
     from mindcv_shufflenet import deploy
 
-    full = _int8_conv_classifier(tmp_path, "full.onnx", [-128, 5, 1, 2, 127, 3, 0, 1, 9])
-    seven_bit = _int8_conv_classifier(tmp_path, "seven.onnx", [-64, 5, 1, 2, 64, 3, 0, 1, 9])
+    full_weights, seven_bit_weights = [-128, 5, 1, 2, 127, 3, 0, 1, 9], [-64, 5, 1, 2, 64, 3, 0, 1, 9]
+    full = _int8_conv_classifier(tmp_path, "full.onnx", full_weights)
+    seven_bit = _int8_conv_classifier(tmp_path, "seven.onnx", seven_bit_weights)
     x = np.ones((2, 3, 4, 4), np.float32)
-    for flags, path, warned in [(AVX2, full, True), (AVX2, seven_bit, False), (VNNI, full, False)]:
+    cases = [(AVX2, full, full_weights, True), (AVX2, seven_bit, seven_bit_weights, False),
+             (VNNI, full, full_weights, False)]
+    for flags, path, weights, warned in cases:
         monkeypatch.setattr(deploy, "cpu_flags", lambda: flags)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger=deploy.__name__):
             model = deploy.load_exported(path)
-        np.testing.assert_allclose(model(x)[:, 0], np.full(2, 0.01 * (-128 + 5 + 1) if path == full else
-                                                             0.01 * (-64 + 5 + 1)), rtol=1e-5)
-        assert (f"{path} has int8 weights up to 128 (more than 64), and this CPU (x86 without VNNI)" in caplog.text) \
-            == warned, (flags, path, caplog.text)
-        if path == seven_bit or flags == VNNI:
-            assert not caplog.text
+        expected = 0.01 * np.asarray(weights, np.float32).reshape(3, 3).sum(axis=1)  # ones in, mean over 4x4
+        np.testing.assert_allclose(model(x), np.tile(expected, (2, 1)), rtol=1e-5)
+        if warned:
+            assert f"{path} has int8 weights up to 128 (more than 64), and this CPU (x86 without VNNI)" in caplog.text
+        else:
+            assert not caplog.text, (flags, path)
 
 
 @pytest.mark.slow
