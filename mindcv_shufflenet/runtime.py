@@ -69,8 +69,9 @@ def init_runtime(
         device: "CPU", "Ascend" or "GPU" (case-insensitive).
         mode: "graph" (compiled; what training uses) or "pynative" (eager; for debugging).
         device_id: card index on Ascend/GPU; defaults to ``$DEVICE_ID`` or 0. Ignored on CPU.
-        jit_level: graph compilation level O0/O1/O2; None keeps MindSpore's default. O2 (whole-graph
-            sinking) only has an effect on Ascend.
+        jit_level: graph compilation level O0/O1/O2 of the Cells the run compiles (:func:`apply_jit_level`;
+            MindSpore 2.10 sets it per Cell or ``jit`` function, its global ``jit_config`` being deprecated);
+            None keeps MindSpore's default. O2 (the GE backend) only has an effect on Ascend.
         num_threads: CPU kernel threads; None keeps MindSpore's default.
         seed: seeds Python's, NumPy's and MindSpore's generators (and the data pipeline).
         deterministic: ``ms.set_deterministic(True)``: deterministic kernels and communication order on
@@ -97,15 +98,60 @@ def init_runtime(
             raise ValueError(f"cannot use {device} device {device_id}: {_first_line(err)}; check DEVICE_ID and "
                              f"that the card is free (npu-smi info), or run with --device_target CPU") from None
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
-    if jit_level is not None:
-        ms.set_context(jit_config={"jit_level": jit_level})
+    global _JIT_LEVEL
+    _JIT_LEVEL = jit_level
     if num_threads is not None:
-        ms.set_context(runtime_num_threads=num_threads)
+        _set_cpu_threads(num_threads)
     if seed is not None:
         set_seed(seed)
     if deterministic:
         ms.set_deterministic(True)
     return RuntimeInfo(device, mode, device_id, jit_level, num_threads, seed)
+
+
+# The jit level init_runtime was given (None: MindSpore's default), applied Cell by Cell.
+_JIT_LEVEL: Optional[str] = None
+# The CPU kernel threads set in this process: MindSpore 2.10 takes the setting once per process.
+_CPU_THREADS: Optional[int] = None
+
+
+def jit_level() -> Optional[str]:
+    """The jit level of this process's compiled Cells (None: MindSpore's default)."""
+    return _JIT_LEVEL
+
+
+def apply_jit_level(cell, level: Optional[str] = None):
+    """Compile ``cell`` at ``level`` (default: the process's, see :func:`init_runtime`); returns the cell.
+
+    MindSpore 2.10 deprecates the global ``set_context(jit_config=...)``; a Cell's own jit config is its
+    documented replacement (``ms.jit`` for functions). A Cell takes one setting: a second one is ignored.
+    """
+    import mindspore as ms
+
+    level = level if level is not None else _JIT_LEVEL
+    if level is not None and not cell.jit_config_dict:
+        cell.set_jit_config(ms.JitConfig(jit_level=level))
+    return cell
+
+
+def _set_cpu_threads(num_threads: int) -> None:
+    """CPU kernel threads through ``mindspore.device_context.cpu.op_tuning.threads_num`` (2.10's replacement of
+    ``set_context(runtime_num_threads=...)``), which refuses a second setting in one process."""
+    global _CPU_THREADS
+    if _CPU_THREADS == num_threads:
+        return
+    if _CPU_THREADS is not None:
+        raise ValueError(f"num_threads is {_CPU_THREADS} already in this process and MindSpore sets it once: "
+                         f"start a new process for num_threads {num_threads}")
+    import mindspore as ms
+
+    ms.device_context.cpu.op_tuning.threads_num(num_threads)
+    _CPU_THREADS = num_threads
+
+
+def cpu_threads() -> Optional[int]:
+    """The CPU kernel threads set in this process, or None when MindSpore's default is in force."""
+    return _CPU_THREADS
 
 
 def resolve_device(device: str) -> str:
@@ -174,11 +220,10 @@ class DistInfo:
 
 
 def init_distributed() -> DistInfo:
-    """Join the msrun job as one data-parallel rank: communication init, data-parallel context.
+    """Join the msrun job as one data-parallel rank (communication init).
 
     Raises a ValueError at once (instead of waiting forever for peers) when not launched by msrun.
     """
-    import mindspore as ms
     from mindspore.communication import get_group_size, get_rank, init
 
     if not any(var in os.environ for var in LAUNCHER_VARS):
@@ -191,10 +236,10 @@ def init_distributed() -> DistInfo:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RunError(f"the msrun job lost a process ({first}); the rank that failed first wrote its error "
                        f"to its worker_<rank>.log in msrun's --log_dir") from None
-    rank, group_size = get_rank(), get_group_size()
-    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True,
-                                 device_num=group_size)
-    return DistInfo(rank, group_size)
+    # No parallel context: the train step all-reduces its gradients itself (nn.DistributedGradReducer with the
+    # mean over group_size), so it needs neither set_auto_parallel_context (deprecated in 2.10) nor AutoParallel
+    # (semi-automatic and automatic parallel only).
+    return DistInfo(get_rank(), get_group_size())
 
 
 def set_mode(mode: str) -> None:

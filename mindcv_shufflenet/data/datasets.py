@@ -147,6 +147,7 @@ def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int
                          shuffle: bool = True, drop_remainder: bool = True, num_samples: Optional[int] = None,
                          aug_repeats: int = 0, num_classes: Optional[int] = None,
                          num_parallel_workers: Optional[int] = None, num_epochs: int = 1,
+                         batches_per_epoch: Optional[int] = None,
                          scan_all_reduce: Optional[Callable] = None, **augment: Any) -> TrainData:
     """The training batches of epoch ``epoch`` for shard ``shard_id`` of ``data_dir/split`` (``split=""``:
     ``data_dir`` itself), with MindCV's augmentation keys (``AUGMENT_DEFAULTS``; see :func:`auto_augment_op`).
@@ -160,7 +161,9 @@ def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int
     :func:`unreadable_reason`); under data parallel, ``scan_all_reduce`` (a sum over ranks) splits that check
     between the ranks. ``num_epochs > 1`` makes one dataset of epochs ``epoch, epoch + 1, ...`` one after the
     other (for dataset sinking; whole batches only), each in its own order; ``steps_per_epoch`` stays one
-    epoch's, and the augmentations follow one random stream seeded by (seed, ``epoch``, shard_id)."""
+    epoch's, and the augmentations follow one random stream seeded by (seed, ``epoch``, shard_id).
+    ``batches_per_epoch`` cuts each epoch to that many batches: those the training
+    loop uses (whole accumulation windows), so that no leftover batch slides into the next epoch."""
     check_int("batch_size", batch_size, 1)
     check_int("image_size", image_size, 1)
     check_int("epoch", epoch, 0)
@@ -189,6 +192,10 @@ def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int
     if steps == 0:
         raise ValueError(f"batch_size {batch_size} is more than the {len(indices)} images each shard reads per epoch "
                          f"from {listing.folder}: lower batch_size or set drop_remainder=False")
+    if batches_per_epoch is not None and batches_per_epoch < steps:
+        check_int("batches_per_epoch", batches_per_epoch, 1)
+        steps = batches_per_epoch
+        indices = indices[:steps * batch_size]
     soft_labels = a["mixup"] > 0 or a["cutmix"] > 0
 
     data_seed = pipeline_seed(seed, epoch, shard_id)

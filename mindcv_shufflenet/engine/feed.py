@@ -17,6 +17,8 @@ from typing import Callable, Iterator, List, Optional
 import mindspore as ms
 from mindspore import nn
 
+from .. import npu
+
 
 def chunk_plan(steps_per_epoch: int, log_interval: int, first_step_alone: bool = False) -> List[int]:
     """The step counts between two reads of the step statistics in one epoch: ``log_interval`` steps each,
@@ -65,11 +67,12 @@ class FedSteps:
 
 
 class SunkSteps:
-    """Ascend only: steps fed from the device queue of one dataset that covers the run's remaining epochs."""
+    """Ascend only: steps fed from the device queue of one dataset that covers the run's remaining epochs
+    (on the CPU, with :mod:`~mindcv_shufflenet.npu`'s stand-ins, from a host iterator over the same dataset)."""
 
     def __init__(self, step_cell: nn.Cell, dataset, jit_level: Optional[str]) -> None:
-        self.run_one = ms.data_sink(step_cell, dataset, sink_size=1,
-                                    jit_config=ms.JitConfig(jit_level=jit_level or ""))
+        self.run_one = npu.data_sink(step_cell, dataset, sink_size=1,
+                                     jit_config=ms.JitConfig(jit_level=jit_level or ""))
 
     def run(self, n: int) -> float:
         for _ in range(n):

@@ -7,10 +7,11 @@ changes nothing but the loss-scale state and the step counters: no optimizer upd
 with a fixed scale, where MindCV's ``drop_overflow_update: false`` would apply it and leave NaN weights).
 
 Under data parallel the decision to skip is taken by all ranks together: each rank's not-finite flag is
-all-reduced before it is used. On Ascend 910A (and 910B in saturation mode) ``all_finite`` reads the
-device's float-status register, and an fp16 overflow saturates instead of becoming Inf, so the reduced
+all-reduced before it is used. On Ascend 910A (and 910B in saturation mode) overflow is read from the
+device's float-status register (as ``mindspore.amp.all_finite`` does there), and an fp16 overflow saturates instead of becoming Inf, so the reduced
 gradients do not carry it to the other ranks; without the flag's all-reduce the ranks would disagree.
-That register is cleared before the forward pass, so an overflow in validation cannot mark a step.
+That register is cleared before the forward pass, so an overflow in validation cannot mark a step. Both
+register operations live in :mod:`mindcv_shufflenet.npu`, with the CPU stand-ins that compile this branch here.
 
 The learning-rate schedule follows the update steps *run*, skipped ones included: the optimizer's
 ``global_step`` (which indexes the schedule) is advanced by hand on a skipped update. The schedule is
@@ -34,7 +35,6 @@ MindCV's names where MindCV has them (``moments.*``, ``ema.*``, ``scale_sense``)
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -42,7 +42,9 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
-# Dynamic loss scaling: halve on overflow (never below 1), double after this many clean steps.
+from .. import npu
+
+# Dynamic loss scaling: halve on overflow (never below 1), double after this many clean updates.
 SCALE_FACTOR = 2.0
 SCALE_WINDOW = 2000
 # MindCV's EMA warm-up: the effective decay grows as decay * (1 - exp(-updates / EMA_WARMUP)).
@@ -113,20 +115,22 @@ class TrainStep(nn.Cell):
         optimizer: built over ``network.trainable_params()`` with ``loss_scale=1`` (gradients reach it
             unscaled).
         loss_scale: the fixed scale, or the initial dynamic one.
-        dynamic_loss_scale: adjust the scale (halve on overflow, double after SCALE_WINDOW clean steps).
+        dynamic_loss_scale: adjust the scale once per update (halve after an update with an overflow,
+            double after SCALE_WINDOW clean updates).
         clip_grad_norm: clip gradients to this global norm (None: off).
         ema_decay: keep ``ema.<name>`` copies of every network parameter (None: off).
         accumulation_steps: apply the mean gradient of this many calls once.
         gradient_reducer: ``nn.DistributedGradReducer`` under data parallel, else None.
         inject_overflow: add a scratch flag (``step_stats_inject``) that makes the step report overflow on
             this rank while it is True (a testing aid, see :mod:`.faults`).
+        scale_window: with a dynamic scale, the clean updates after which it doubles.
     """
 
     def __init__(self, network: nn.Cell, loss_fn: nn.Cell, optimizer: nn.Optimizer, *, loss_scale: float = 1.0,
                  dynamic_loss_scale: bool = False,
                  clip_grad_norm: Optional[float] = None, ema_decay: Optional[float] = None,
                  accumulation_steps: int = 1, gradient_reducer: Optional[nn.Cell] = None,
-                 inject_overflow: bool = False) -> None:
+                 inject_overflow: bool = False, scale_window: int = SCALE_WINDOW) -> None:
         super().__init__(auto_prefix=False)
         self.network = network
         self.net_with_loss = NetWithLoss(network, loss_fn)
@@ -138,11 +142,13 @@ class TrainStep(nn.Cell):
         self.distributed = gradient_reducer is not None
         if self.distributed:
             self.flag_all_reduce = ops.AllReduce()
-        self.clear_status = uses_float_status_register()
+        # Ascend 910A (910B in saturation mode): overflow is read from the NPU's float-status register.
+        self.float_status = npu.float_status()
 
         self.scale_sense = Parameter(Tensor(loss_scale, ms.float32), name="scale_sense", requires_grad=False)
         self.loss_scale_counter = Parameter(Tensor(0, ms.int32), name="loss_scale_counter", requires_grad=False)
         self.dynamic = dynamic_loss_scale
+        self.scale_window = int(scale_window)
         self.skipped_updates = Parameter(Tensor(0, ms.int32), name="skipped_updates", requires_grad=False)
         self.step_stats = Parameter(Tensor(np.zeros(5, np.float32)), name="step_stats", requires_grad=False)
         self.inject = inject_overflow
@@ -177,8 +183,8 @@ class TrainStep(nn.Cell):
 
     def construct(self, image, label):
         scale = self.scale_sense.value()
-        if self.clear_status:
-            image = _clear_float_status(image)
+        if self.float_status is not None:
+            image = self.float_status.clear(image)
         if self.keep_bn_stats:
             image = ops.depend(image, self.hyper_map(_copy, self.bn_backup, self.bn_stats))
         loss = self.net_with_loss(image, label)
@@ -188,13 +194,15 @@ class TrainStep(nn.Cell):
             grads = self.reducer(grads)
         grads = self.hyper_map(ops.partial(_grad_scale, 1.0 / scale), grads)
         finite = self._finite_on_all_ranks(loss, grads)
-        if self.dynamic:
-            self._adjust_scale(finite)
-
         if self.accumulate:
             grads, apply, window_finite = self._accumulate(grads, finite)
         else:
             apply, window_finite = Tensor(True), finite
+        if self.dynamic:
+            # Once per update, from the whole window: one overflow halves the scale once, and the growth
+            # counter counts updates, as with a scaler stepped once per optimizer step.
+            if apply:
+                loss = ops.depend(loss, self._adjust_scale(window_finite))
         if self.clip:
             grads = ops.clip_by_global_norm(grads, self.clip_norm)
         # A non-finite update would leave NaN weights for good: never apply one, whatever the scale type.
@@ -216,7 +224,11 @@ class TrainStep(nn.Cell):
 
     def _finite_on_all_ranks(self, loss, grads):
         """This step's loss and gradients are finite on every rank (the not-finite flag is all-reduced)."""
-        finite = ops.logical_and(ms.amp.all_finite(grads), ops.isfinite(loss).all())
+        if self.float_status is not None:
+            grads_finite = self.float_status.grads_finite(grads)
+        else:
+            grads_finite = ms.amp.all_finite(grads)
+        finite = ops.logical_and(grads_finite, ops.isfinite(loss).all())
         if self.inject:
             finite = ops.logical_and(finite, ops.equal(self.step_stats_inject.value(), 0))
         if self.distributed:
@@ -250,13 +262,12 @@ class TrainStep(nn.Cell):
     def _adjust_scale(self, finite):
         scale = self.scale_sense.value()
         counter = self.loss_scale_counter.value() + 1
-        grow = counter >= SCALE_WINDOW
+        grow = counter >= self.scale_window
         up = ops.select(grow, scale * SCALE_FACTOR, scale)
         down = ops.maximum(scale / SCALE_FACTOR, Tensor(1.0, ms.float32))
         new_scale = ops.select(finite, up, down)
         new_counter = ops.select(ops.logical_and(finite, ops.logical_not(grow)), counter, ops.zeros_like(counter))
-        ops.assign(self.scale_sense, new_scale)
-        ops.assign(self.loss_scale_counter, new_counter)
+        return ops.depend(ops.assign(self.scale_sense, new_scale), ops.assign(self.loss_scale_counter, new_counter))
 
     def _record(self, loss, finite):
         """Add this step to ``step_stats``: loss sum and count (finite losses), bad steps, bad-step runs."""
@@ -323,33 +334,6 @@ class _RestartStepStats(nn.Cell):
 
     def construct(self):
         return ops.assign(self.step_stats, self.step_stats.value() * self.keep)
-
-
-def uses_float_status_register() -> bool:
-    """True on Ascend 910A, and on 910B in saturation mode, where overflow is read from a status register.
-
-    The register is sticky: it must be cleared before the forward pass so that an overflow elsewhere (in
-    validation, say) does not mark the next training step.
-    """
-    if ms.get_context("device_target") != "Ascend":
-        return False
-    try:  # MindSpore's own test (mindspore/amp.py): private, so any failure means "not that kind of chip"
-        from mindspore._c_expression import MSContext
-        soc = MSContext.get_instance()
-        if soc.ascend_soc_supports_feature("amp_loss_scale_train_classic_target"):  # 910A
-            return True
-        return (soc.ascend_soc_supports_feature("train_hq_dtype_line")  # 910B
-                and os.environ.get("MS_ASCEND_CHECK_OVERFLOW_MODE") == "SATURATION_MODE")
-    except Exception:  # pylint: disable=broad-except
-        return False
-
-
-def _clear_float_status(image):
-    """Ascend only: clear the float-status register before the forward pass (as MindSpore's loss-scale cell)."""
-    from mindspore.ops.operations.math_ops import NPUClearFloatStatusV2
-
-    status = Tensor([0] * 8, ms.int32)
-    return ops.depend(image, NPUClearFloatStatusV2()(status))
 
 
 def ema_state(step: TrainStep) -> dict:

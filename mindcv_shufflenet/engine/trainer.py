@@ -20,7 +20,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn
 
-from .. import runtime
+from .. import npu, runtime
 from ..config import Config, ConfigError, save_config
 from ..data.datasets import TrainData, create_eval_dataset, create_train_dataset
 from ..data.folders import find_classes, skipped_summary, split_folder
@@ -113,9 +113,12 @@ def build_run(cfg: Config, log_to_stdout: bool = True) -> Run:
     if dist.is_main:
         _check_writable(run_dir)
     console = Console(dist.is_main and log_to_stdout, run_dir / "train.log" if dist.is_main else None)
-    sink = cfg.dataset_sink_mode and device == "Ascend"
+    sink = cfg.dataset_sink_mode and npu.ascend_path(device)
     if cfg.dataset_sink_mode and not sink:
         console(f"note: dataset_sink_mode is an Ascend feature; on {device} batches are fed step by step")
+    if device == "CPU" and npu.standin_chip():
+        console(f"note: {npu.STANDIN_ENV}={npu.standin_chip()}: the Ascend path on the CPU, with stand-ins for "
+                f"the NPU-only operations (a testing aid)")
     if jit_level == "O2":
         console("note: jit_level O2 (the GE backend) is deprecated in MindSpore 2.10; O0 and O1 are its levels")
     _check_named_files(cfg)
@@ -127,6 +130,9 @@ def build_run(cfg: Config, log_to_stdout: bool = True) -> Run:
     network, eval_network = _build_networks(cfg, data.num_classes)
     lr_table = _build_schedule(cfg, data.updates_per_epoch, console)
     step_cell = _build_step(cfg, dist, network, lr_table, data, inject_overflow=bool(overflow_steps))
+    if not sink:  # a sunk step is compiled by data_sink, at the same level
+        runtime.apply_jit_level(step_cell)
+    runtime.apply_jit_level(eval_network)  # validation compiles the network on its own
     manager = CheckpointManager(run_dir, cfg.model, cfg.keep_checkpoint_max, cfg.ckpt_save_policy)
     if dist.is_main:
         for name in remove_partial_files(run_dir):
@@ -153,7 +159,7 @@ def build_run(cfg: Config, log_to_stdout: bool = True) -> Run:
 
 def _init_process(cfg: Config):
     device = runtime.resolve_device(cfg.device_target)
-    jit_level = cfg.jit_level or (ASCEND_JIT_LEVEL if device == "Ascend" else None)
+    jit_level = cfg.jit_level or (ASCEND_JIT_LEVEL if npu.ascend_path(device) else None)
     runtime.init_runtime(device=device, mode=cfg.mode, jit_level=jit_level, num_threads=cfg.num_threads,
                          seed=cfg.seed, deterministic=cfg.deterministic)
     dist = runtime.init_distributed() if cfg.distribute else runtime.DistInfo(0, 1)
@@ -348,8 +354,11 @@ def _checkpoint_record(cfg: Config, network: nn.Cell, classes: list) -> Dict[str
 def _build_sink(run: Run) -> SunkSteps:
     """Ascend: one dataset over the remaining epochs, sunk once for the whole run."""
     cfg, dist = run.cfg, run.dist
+    # Each epoch holds the batches the loop uses (whole accumulation windows), so no leftover batch slides
+    # into the next epoch: an epoch's data stays a function of (seed, epoch, rank).
     data = create_train_dataset(cfg.data_dir, cfg.train_split, epoch=run.state.epoch,
                                 num_epochs=cfg.epoch_size - run.state.epoch,
+                                batches_per_epoch=run.data.steps_per_epoch,
                                 **_train_dataset_options(cfg, dist, run.data.num_classes))
     data.reseed()
     return SunkSteps(run.step_cell, data.dataset, run.jit_level)
