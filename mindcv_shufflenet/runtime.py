@@ -172,18 +172,25 @@ def check_device_available(device: str) -> None:
     MindSpore loads its device plugins at import; a plugin that failed (no Ascend toolkit, no driver) leaves
     the device unsupported in this process, and ``set_device`` would then fail with a C++ call stack.
     """
-    if device == "CPU":
+    reason = device_unavailable_reason(device)
+    if reason is None:
         return
-    from mindspore._c_expression import MSContext
-
-    context = MSContext.get_instance()
-    if context.is_pkg_support_device(device):
-        return
-    reason = _plugin_error(context.load_plugin_error(), device) or f"this MindSpore package has no {device} plugin"
     toolkit = ("install and configure the Ascend toolkit (CANN: driver, firmware, and `source "
                ".../ascend-toolkit/set_env.sh`)" if device == "Ascend" else f"install MindSpore's {device} build")
     raise ValueError(f"device_target {device} is not available on this machine ({reason}): run with "
                      f"--device_target CPU, or {toolkit}")
+
+
+def device_unavailable_reason(device: str) -> Optional[str]:
+    """Why this MindSpore cannot run on ``device`` here (e.g. "cannot load X: why"), or None when it can."""
+    if device == "CPU":
+        return None
+    from mindspore._c_expression import MSContext
+
+    context = MSContext.get_instance()
+    if context.is_pkg_support_device(device):
+        return None
+    return _plugin_error(context.load_plugin_error(), device) or f"this MindSpore package has no {device} plugin"
 
 
 def _plugin_error(text: str, device: str) -> str:
@@ -201,8 +208,8 @@ def _first_line(err: object) -> str:
     return lines[0].rstrip(".") if lines else ""
 
 
-# Variables msrun (or an Ascend rank table launch) sets for each worker process.
-LAUNCHER_VARS = ("MS_WORKER_NUM", "MS_SCHED_HOST", "RANK_TABLE_FILE")
+# Variables msrun (or an Ascend rank table launch, or MindSpore's dry run of a distributed job) sets for each process.
+LAUNCHER_VARS = ("MS_WORKER_NUM", "MS_SCHED_HOST", "RANK_TABLE_FILE", "MS_SIMULATION_LEVEL")
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,14 @@ and trains (amp level, loss scale, augmentations, schedule, checkpoints) before 
     python scripts/try_configs.py --data_dir data/digits                      # every file under configs/
     python scripts/try_configs.py --data_dir data/digits configs/shufflenetv2/shufflenet_v2_x1_0_ascend.yaml
 
-What is replaced, so that it runs here in seconds: the device (CPU, no msrun, no sinking), the data
-folder, the image size (32), the batch (4), the number of images (8) and epochs (1, no warmup), the
+What is replaced, so that it runs here in seconds: the device (CPU, no msrun), the data folder, the image size (32), the batch (4), the number of images (8) and epochs (1, no warmup), the
 output folder, and the widths and depths of ShuffleNetV2.Large / ExLarge (140 / 271 M parameters: built
 with the same structure, auxiliary heads included, at a few hundred thousand). Everything else is the
 recipe's own. Prints one line per file; exits 1 if any failed.
+
+A recipe for Ascend runs the Ascend path: its own step Cell (amp level, loss scale, EMA, ...) compiled in graph
+mode and fed by dataset sinking, with the NPU-only operations (the float-status register of Ascend 910, the
+device queue of ``ms.data_sink``) replaced by the CPU stand-ins of ``mindcv_shufflenet.npu``.
 
 A recipe whose training graph equals one already compiled here but for its shapes runs in PyNative mode,
 which skips compiling the whole step (about 2x faster here): its settings equal the other's in everything but the
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import sys
 import tempfile
@@ -33,14 +37,42 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import mindcv_shufflenet  # noqa: E402,F401  (CPU defaults before MindSpore runs)
+from mindcv_shufflenet import npu  # noqa: E402
 from mindcv_shufflenet.config import load_config  # noqa: E402
 from mindcv_shufflenet.engine.trainer import train  # noqa: E402
 from mindcv_shufflenet.models.shufflenet_v2_large import SHUFFLENET_V2_LARGE_CONFIGS  # noqa: E402
 
-SMALL_RUN = {"device_target": "CPU", "distribute": False, "dataset_sink_mode": False, "image_resize": 32,
+SMALL_RUN = {"device_target": "CPU", "distribute": False, "image_resize": 32,
              "batch_size": 4, "num_samples": 8, "epoch_size": 1, "warmup_epochs": 0, "decay_epochs": 1,
              "multi_step_decay_milestones": [1], "val_while_train": True, "log_interval": 0, "plot": False,
              "num_parallel_workers": 2, "resume": ""}
+
+
+# The chip an Ascend recipe's stand-ins behave as: Ascend 910 (MindCV's figures), which reads overflow from
+# its float-status register.
+ASCEND_STANDIN_CHIP = "910A"
+
+
+@contextlib.contextmanager
+def npu_standins(chip: Optional[str]) -> Iterator[None]:
+    """The Ascend path on this CPU, with stand-ins for the NPU-only operations (nothing when ``chip`` is None)."""
+    saved = os.environ.get(npu.STANDIN_ENV)
+    if chip:
+        os.environ[npu.STANDIN_ENV] = chip
+    else:
+        os.environ.pop(npu.STANDIN_ENV, None)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(npu.STANDIN_ENV, None)
+        else:
+            os.environ[npu.STANDIN_ENV] = saved
+
+
+def for_ascend(path: Path) -> bool:
+    """Whether the recipe is written for Ascend (then it runs the Ascend path here, with stand-ins)."""
+    return load_config(["--config", str(path)]).device_target == "Ascend"
 
 
 # ShuffleNetV2.Large / ExLarge at reduced widths and depths, their structure otherwise.
@@ -104,16 +136,18 @@ def graph_siblings(files: Sequence[Path], data_dir: str) -> List[List[Path]]:
 
 
 def plan_modes(files: Sequence[Path], data_dir: str) -> Dict[Path, str]:
-    """Graph mode for the first file of each group of graph siblings, PyNative for the others."""
-    return {path: "graph" if i == 0 else "pynative"
+    """Graph mode for the first file of each group of graph siblings, PyNative for the others; graph mode for
+    every Ascend recipe (its sunk step is compiled, as on an NPU)."""
+    return {path: "graph" if i == 0 or for_ascend(path) else "pynative"
             for group in graph_siblings(files, data_dir) for i, path in enumerate(group)}
 
 
 def try_config(path: Path, data_dir: str, out_dir: Path, mode: str = "graph") -> float:
     """Train ``path``'s recipe for one short epoch in ``mode``; return the final training loss."""
+    ascend = for_ascend(path)
     cfg = load_config(["--config", str(path)], data_dir=data_dir, ckpt_save_dir=str(out_dir), mode=mode,
-                      **SMALL_RUN)
-    with small_large_models():
+                      **SMALL_RUN, **({} if ascend else {"dataset_sink_mode": False}))
+    with small_large_models(), npu_standins(ASCEND_STANDIN_CHIP if ascend else None):
         result = train(cfg, log_to_stdout=False)
     if not (out_dir / f"{cfg.model}-last.ckpt").is_file():
         raise RuntimeError("no checkpoint written")
@@ -135,8 +169,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             start = time.perf_counter()
             try:
                 loss = try_config(path, args.data_dir, Path(tmp) / str(i), modes[path])
+                how = f"{modes[path]}, sunk, NPU stand-ins" if for_ascend(path) else modes[path]
                 print(f"ok    {path.relative_to(ROOT) if path.is_absolute() else path}: loss {loss:.3f} "
-                      f"({modes[path]}, {time.perf_counter() - start:.1f} s)", flush=True)
+                      f"({how}, {time.perf_counter() - start:.1f} s)", flush=True)
             except Exception as err:  # report every file, then fail
                 failed += 1
                 print(f"FAIL  {path}: {type(err).__name__}: {err}", flush=True)

@@ -6,6 +6,7 @@ step statistics, BatchNorm backup, accumulation with a dynamic scale, EMA, clipp
 train.py's sunk loop end to end: chunks, epochs, checkpoints, SIGKILL and resume, and msrun."""
 
 import inspect
+import json
 import os
 import shutil
 import signal
@@ -202,7 +203,7 @@ def _train(out: Path, data: Path, *extra: str, chip: str = "910A", check: bool =
 
 
 def _last(out: Path):
-    from mindcv_shufflenet.checkpoint_file import read_checkpoint
+    from mindcv_shufflenet.models.weights import read_checkpoint
 
     return read_checkpoint(out / f"{MODEL}-last.ckpt")
 
@@ -274,3 +275,40 @@ def test_msrun_with_two_cpu_workers_trains_sunk(tmp_path):
     assert "parameters identical on all 2 ranks after epoch 1" in rank0
     assert "epoch 1/2 step 4/5" in rank0  # 160 images a rank: 5 sunk steps, read every 4
     assert (tmp_path / "run" / f"{MODEL}-2_5.ckpt").is_file()
+
+
+# --------------------------------------------------------------------------------------------- preflight
+
+PREFLIGHT = str(ROOT / "scripts" / "ascend_preflight.sh")
+V1_RECIPE = str(ROOT / "configs" / "shufflenetv1" / "shufflenet_v1_g3_05_ascend.yaml")
+
+
+def test_the_preflight_refuses_a_host_without_the_ascend_toolkit_in_one_line(tmp_path):
+    from mindcv_shufflenet import runtime
+
+    if runtime.device_unavailable_reason("Ascend") is None:
+        pytest.skip("this machine has the Ascend toolkit")
+    proc = subprocess.run(["bash", PREFLIGHT, V1_RECIPE, "--out", str(tmp_path / "p.json")], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: preflight cannot run here: the Ascend toolkit is not "
+                                                   "usable (cannot load "), proc.stderr
+    assert "--device CPU" in lines[0] and not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.slow
+def test_the_preflights_cpu_mode_runs_every_stage_a_cpu_can(tmp_path):
+    out = tmp_path / "preflight.json"
+    proc = subprocess.run(["bash", PREFLIGHT, V1_RECIPE, "--device", "CPU", "--out", str(out)], capture_output=True,
+                          text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    stages = [line.split(":")[0] for line in proc.stdout.splitlines() if line.startswith("[")]
+    assert stages == ["[1/3] toolkit and devices", "[2/3] dry run", "[3/3] 3 sunk steps"]
+    report = json.loads(out.read_text())
+    measured = report["measured"]
+    assert report["standin_chip"] == "910A" and measured["sunk"] is True
+    assert measured["model"] == "shufflenet_v1_g3_05" and measured["batch_per_device"] == 4
+    assert measured["compile_seconds"] > 0 and measured["ms_per_step"] > 0
+    assert measured["img_per_second"] == pytest.approx(4 * 1000 / measured["ms_per_step"], rel=0.01)
+    assert report["published"]["compile_seconds"] == 169.0  # MindCV's figure for this model, beside ours

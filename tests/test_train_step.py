@@ -153,6 +153,31 @@ def test_an_overflowing_micro_step_skips_its_window_once_and_spares_the_next(mod
         np.testing.assert_allclose(weights(net)[name], value, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["pynative", "graph"])
+def test_two_overflowing_micro_steps_of_one_window_halve_the_scale_once(mode, request):
+    if mode == "graph":
+        request.getfixturevalue("graph_mode")
+    _, step = make_step(loss_scale=1024.0, dynamic_loss_scale=True, accumulation_steps=3)
+    x, y = batch(4)
+    bad = ms.Tensor(np.full((4, 6), np.inf, np.float32))
+    flags = [bool(step(inp, y)[1].asnumpy()) for inp in (bad, x, bad)]
+    assert flags == [False, True, False]
+    assert float(step.scale_sense.asnumpy()) == 1024.0 / SCALE_FACTOR  # once for the window, not per micro-step
+    assert int(step.skipped_updates.asnumpy()) == 1
+
+
+def test_the_scale_grows_after_a_window_of_clean_updates_not_micro_steps():
+    _, step = make_step(loss_scale=8.0, dynamic_loss_scale=True, accumulation_steps=2, scale_window=3)
+    x, y = batch(4)
+    for micro_step in range(1, 6):  # five micro-steps: two updates and a half
+        step(x, y)
+        assert int(step.loss_scale_counter.asnumpy()) == micro_step // 2
+    assert float(step.scale_sense.asnumpy()) == 8.0
+    step(x, y)  # the third update: the scale doubles and the count starts again
+    assert float(step.scale_sense.asnumpy()) == 8.0 * SCALE_FACTOR
+    assert int(step.loss_scale_counter.asnumpy()) == 0
+
+
 def test_clipping_bounds_the_update_by_the_global_norm():
     lr, clip = 1.0, 1e-3
     net, step = make_step(lr=lr, clip_grad_norm=clip)

@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 from .train_step import StepStats
 
@@ -62,6 +62,7 @@ class StepMeter:
     def __init__(self, world_batch: int) -> None:
         self.world_batch = world_batch
         self.compiled = False
+        self.first_seconds: Optional[float] = None  # the run's first chunk: graph compile and first step
         self._reset()
 
     def _reset(self) -> None:
@@ -74,12 +75,16 @@ class StepMeter:
         self.loss_count += stats.loss_count
         if not self.compiled:
             self.compiled = True
-            first = time.perf_counter() - self.start
+            self.first_seconds = time.perf_counter() - self.start
             self.start = time.perf_counter()  # its loss counts, its time does not
-            return first
+            return self.first_seconds
         self.steps += steps
         self.wait += wait
         return None
+
+    def timed(self) -> Tuple[int, float]:
+        """The steps timed since the last log line (the compile chunk left out) and their seconds so far."""
+        return self.steps, time.perf_counter() - self.start
 
     def line(self, prefix: str, lr: float, remaining_steps: int, scale_note: str = "") -> Optional[str]:
         """The log line for the window, then a new window; None when no timed step ran in it."""
