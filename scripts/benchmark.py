@@ -7,7 +7,7 @@
 Method: every (model, framework) measurement runs in a fresh process (this script with a hidden ``--child``),
 so no framework's threads compete with another's, and the processes alternate: per model, round 1 runs each
 framework once, back to back, then round 2, ... (``--repeats``, at least 3 for figures to quote). Every process
-gets the same ``--threads`` (MindSpore ``runtime_num_threads`` and ``OMP_NUM_THREADS``; PyTorch
+gets the same ``--threads`` (MindSpore's CPU op threads and ``OMP_NUM_THREADS``; PyTorch
 ``set_num_threads``; onnxruntime intra-op threads; one inter-op thread for both). Figures are medians over the
 rounds; a ratio is taken within each round, between processes run back to back, and its median is reported.
 
@@ -280,15 +280,13 @@ def set_up_framework(framework: str, args: argparse.Namespace) -> int:
     """Import ``framework`` and give it ``args.threads`` threads, before any model is built; returns the
     thread count the framework reports (onnxruntime's is set per session, in :func:`build_onnxruntime`)."""
     if framework in MINDSPORE_FRAMEWORKS:
-        import mindspore as ms
-
         from mindcv_shufflenet import runtime  # its import sets the CPU defaults (oneDNN ISA cap)
 
         jit_level = "O0" if args.device == "Ascend" else None
         runtime.init_runtime(device=args.device, mode="graph", jit_level=jit_level, num_threads=args.threads, seed=0)
         if framework == MINDCV:
             import mindcv  # noqa: F401
-        return int(ms.get_context("runtime_num_threads"))
+        return runtime.cpu_threads()
     if framework == TORCH:
         import torch
         import torchvision  # noqa: F401

@@ -263,7 +263,7 @@ def test_msrun_with_two_cpu_workers_trains_sunk(tmp_path):
 
     data = _digits(tmp_path)
     msrun = shutil.which("msrun", path=str(Path(PYTHON).parent))
-    env = {**os.environ, npu.STANDIN_ENV: "910A",
+    env = {**os.environ, npu.STANDIN_ENV: "910A", "GLOG_v": "2",
            "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     cmd = [msrun, "--worker_num", "2", "--local_worker_num", "2", "--master_addr", "127.0.0.1", "--master_port",
            str(free_port()), "--log_dir", str(tmp_path / "logs"), "--join", "True", "python", str(ROOT / "train.py"),
@@ -275,6 +275,26 @@ def test_msrun_with_two_cpu_workers_trains_sunk(tmp_path):
     assert "parameters identical on all 2 ranks after epoch 1" in rank0
     assert "epoch 1/2 step 4/5" in rank0  # 160 images a rank: 5 sunk steps, read every 4
     assert (tmp_path / "run" / f"{MODEL}-2_5.ckpt").is_file()
+    for rank in (0, 1):  # MindSpore's warnings shown (GLOG_v=2): none about a deprecated call of ours
+        log = (tmp_path / "logs" / f"worker_{rank}.log").read_text()
+        assert "deprecated" not in log.lower(), [line for line in log.splitlines() if "deprecated" in line.lower()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sink", [False, True])
+def test_a_run_calls_nothing_mindspore_deprecates(tmp_path, sink):
+    # The thread count, the jit level and validation all go through MindSpore 2.10's documented calls.
+    data = _digits(tmp_path)
+    env = {**os.environ, "GLOG_v": "2", **({npu.STANDIN_ENV: "910A"} if sink else {})}
+    proc = subprocess.run([PYTHON, str(ROOT / "train.py"), "--config", DEMO, "--data_dir", str(data),
+                           "--ckpt_save_dir", str(tmp_path / "run"), "--num_samples", "64", "--batch_size", "32",
+                           "--epoch_size", "1", "--num_threads", "2", "--jit_level", "O1", "--val_amp_level", "O2",
+                           "--dataset_sink_mode", str(sink).lower(), "--plot", "false"],
+                          capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = proc.stdout + proc.stderr
+    assert "val top-1" in seen, seen[-3000:]
+    assert "deprecated" not in seen.lower(), [line for line in seen.splitlines() if "deprecated" in line.lower()]
 
 
 # --------------------------------------------------------------------------------------------- preflight
