@@ -148,6 +148,8 @@ class TrainStep(nn.Cell):
         self.scale_sense = Parameter(Tensor(loss_scale, ms.float32), name="scale_sense", requires_grad=False)
         self.loss_scale_counter = Parameter(Tensor(0, ms.int32), name="loss_scale_counter", requires_grad=False)
         self.dynamic = dynamic_loss_scale
+        # A fixed scale of 1 leaves the gradients as they are: no unscaling op per parameter in the graph.
+        self.scaled = dynamic_loss_scale or float(loss_scale) != 1.0
         self.scale_window = int(scale_window)
         self.skipped_updates = Parameter(Tensor(0, ms.int32), name="skipped_updates", requires_grad=False)
         self.step_stats = Parameter(Tensor(np.zeros(5, np.float32)), name="step_stats", requires_grad=False)
@@ -192,7 +194,8 @@ class TrainStep(nn.Cell):
         grads = self.grad(self.net_with_loss, self.weights)(image, label, sens)
         if self.distributed:
             grads = self.reducer(grads)
-        grads = self.hyper_map(ops.partial(_grad_scale, 1.0 / scale), grads)
+        if self.scaled:
+            grads = self.hyper_map(ops.partial(_grad_scale, 1.0 / scale), grads)
         finite = self._finite_on_all_ranks(loss, grads)
         if self.accumulate:
             grads, apply, window_finite = self._accumulate(grads, finite)
