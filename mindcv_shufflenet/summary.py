@@ -66,9 +66,9 @@ class Citations:
         return f"{text} [{self._number(acc.source)}]"
 
     def footnotes(self) -> List[str]:
-        lines = [f"[{number}] {source}" + (" (error rates; shown as 100 - error)" if source in self._as_errors else "")
+        lines = [f"- [{number}] {source}" + (" (error rates; shown as 100 - error)" if source in self._as_errors else "")
                  for source, number in self._numbers.items()]
-        return lines + ([""] + [f"Note: {note}" for note in self._notes] if self._notes else [])
+        return lines + [f"- Note: {note}" for note in self._notes]
 
 
 def table_rule(header: str) -> str:
