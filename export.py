@@ -83,7 +83,7 @@ def _check_format(args: argparse.Namespace) -> argparse.Namespace:
 def _check_quantize_args(args: argparse.Namespace) -> None:
     if args.file_format not in (None, "ONNX"):
         raise ValueError(f"--quantize int8 writes ONNX, not {args.file_format}: drop --file_format (for an INT8 "
-                         f"model on MindSpore Lite, see the README's Deploy section)")
+                         f"model on MindSpore Lite, see docs/export-and-deploy.md)")
     if not args.calib_dir:
         raise ValueError("--quantize int8 needs calibration images: add --calib_dir FOLDER (e.g. the training split)")
     if args.no_fold_bn:

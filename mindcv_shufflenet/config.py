@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -176,6 +176,22 @@ OPTIONS: List[Option] = [
     _o("eval_shuffle", "bool", False, "MindCV's switch; evaluation order never changes the result"),
 ]
 OPTION_BY_NAME: Dict[str, Option] = {o.name: o for o in OPTIONS}
+# The sections of the option reference (docs/training-options.md), as the comments above group OPTIONS: a
+# section's title and its first key; it runs to the next section's first key.
+OPTION_GROUPS: List[Tuple[str, str]] = [
+    ("system", "mode"), ("dataset", "dataset"), ("augmentation", "image_resize"), ("model", "model"),
+    ("optimizer", "opt"), ("scheduler", "scheduler"), ("loss", "loss"), ("mixed precision", "amp_level"),
+]
+
+
+def grouped_options() -> List[Tuple[str, List[Option]]]:
+    """OPTIONS in the sections of ``OPTION_GROUPS``, in order; every option is in exactly one."""
+    names = [o.name for o in OPTIONS]
+    starts = [names.index(first) for _, first in OPTION_GROUPS]
+    if starts[0] != 0 or starts != sorted(starts):
+        raise ValueError(f"OPTION_GROUPS' first keys must start OPTIONS and follow its order, got {OPTION_GROUPS}")
+    ends = starts[1:] + [len(OPTIONS)]
+    return [(title, OPTIONS[start:end]) for (title, _), start, end in zip(OPTION_GROUPS, starts, ends)]
 
 
 class Config:

@@ -46,8 +46,8 @@ DEFAULT_CALIBRATION_IMAGES = 300
 
 @dataclass(frozen=True)
 class QuantSettings:
-    """How to quantize. The defaults are what export.py --quantize int8 uses (chosen by measurement: README,
-    Deploy)."""
+    """How to quantize. The defaults are what export.py --quantize int8 uses (chosen by measurement:
+    docs/export-and-deploy.md)."""
 
     method: str = "minmax"  # activation calibration: minmax, entropy or percentile
     quant_format: str = "qdq"  # qdq (QuantizeLinear/DequantizeLinear pairs) or qoperator (QLinearConv, ...)
@@ -57,11 +57,12 @@ class QuantSettings:
     # Weights in a 7-bit range ([-64, 64]): on x86 CPUs without VNNI, onnxruntime's int8 kernels multiply u8
     # activations by s8 weights with VPMADDUBSW, whose 16-bit pair sums saturate at full range (255 * 127 * 2
     # > 32767); measured there: top-1 78% vs 96% float. 7-bit weights cannot saturate; on other CPUs they
-    # cost little (README, Deploy). False (8-bit) is for files that only run where VNNI or ARM kernels do.
+    # cost little (docs/export-and-deploy.md). False (8-bit) is for files that only run where VNNI or ARM
+    # kernels do.
     reduce_range: bool = True
     float_op_types: Tuple[str, ...] = ()  # operator types left in float (e.g. ("Gemm",) for the classifier)
     # Operator types whose outputs stay float: the classifier's, so that the logits are not rounded to 256
-    # levels (measured: fewer top-1 flips and half the logit error; README, Deploy).
+    # levels (measured: fewer top-1 flips and half the logit error; docs/export-and-deploy.md).
     float_output_op_types: Tuple[str, ...] = ("Gemm",)
 
     def __post_init__(self) -> None:

@@ -7,38 +7,90 @@ figures others published (each model's ``model_info(name).published``), each wit
 from __future__ import annotations
 
 import argparse
-from typing import Dict, List, Optional
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Set
 
 from . import runtime
-from .models import list_models, model_counts, model_info
-from .models.metadata import Reported
+from .models import Counts, list_models, model_counts, model_info
+from .models.metadata import Accuracy, PublishedFigures, Reported
 
 HEADER = ("| model | params (M) | params + BN stats (M) | params without aux heads (M) | MACs (M) | published MFLOPs | "
-          "published params (M) | MindCV top-1 | official top-1 |")
+          "published params (M) | MindCV top-1 / top-5 | official top-1 / top-5 | paper top-1 |")
 
 
-def model_table(pattern: str = "*", image_size: int = 224) -> str:
-    """The model zoo as a Markdown table: computed counts beside the published figures, whose sources are
-    listed below it by number. Counts are analytic where the model's family has a counter (V2, V2+, v2-50,
-    V2.Large / ExLarge), else from the network built and run once (V1)."""
-    sources: Dict[str, int] = {}
+@dataclass(frozen=True)
+class ZooRow:
+    """One model of the zoo: what is computed here and what others published."""
 
-    def cite(figure: Optional[Reported], spec: str) -> str:
+    name: str
+    counts: Counts
+    published: PublishedFigures
+    released: bool  # MindCV released ImageNet weights (``pretrained=True``)
+
+
+def zoo_rows(pattern: str = "*", image_size: int = 224) -> List[ZooRow]:
+    """Every registered model matching ``pattern``. Counts are analytic where the model's family has a
+    counter (V2, V2+, v2-50, V2.Large / ExLarge), else from the network built and run once (V1)."""
+    return [ZooRow(name, model_counts(name, image_size), model_info(name).published,
+                   model_info(name).weights is not None) for name in list_models(pattern)]
+
+
+class Citations:
+    """Numbers the sources of a table's figures in order of first use: ``cite`` writes "value [n]",
+    ``footnotes`` lists them."""
+
+    def __init__(self) -> None:
+        self._numbers: Dict[str, int] = {}
+        self._as_errors: Set[str] = set()  # sources that publish error rates
+        self._notes: List[str] = []
+
+    def _number(self, source: str) -> int:
+        return self._numbers.setdefault(source, len(self._numbers) + 1)
+
+    def figure(self, figure: Optional[Reported], spec: str) -> str:
         if figure is None:
             return "-"
-        number = sources.setdefault(figure.source, len(sources) + 1)
-        return f"{format(figure.value, spec)} [{number}]"
+        return f"{format(figure.value, spec)} [{self._number(figure.source)}]"
 
-    rows = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
-    for name in list_models(pattern):
-        counts = model_counts(name, image_size)
+    def accuracy(self, acc: Optional[Accuracy], model: str, with_top5: bool = True) -> str:
+        """"top-1 / top-5 [n]" as accuracies; a source that gives error rates is cited as such."""
+        if acc is None:
+            return "-"
+        if acc.stated_as_error:
+            self._as_errors.add(acc.source)
+        if acc.note:
+            self._notes.append(f"{model}, {acc.source}: {acc.note}")
+        text = f"{acc.top1_accuracy:.2f}"
+        if with_top5 and acc.top5_accuracy is not None:
+            text += f" / {acc.top5_accuracy:.2f}"
+        return f"{text} [{self._number(acc.source)}]"
+
+    def footnotes(self) -> List[str]:
+        lines = [f"- [{number}] {source}" + (" (error rates; shown as 100 - error)" if source in self._as_errors else "")
+                 for source, number in self._numbers.items()]
+        return lines + [f"- Note: {note}" for note in self._notes]
+
+
+def table_rule(header: str) -> str:
+    return "|" + "---|" * header.count(" | ") + "---|"
+
+
+def model_table(pattern: str = "*", image_size: int = 224, rows: Optional[Sequence[ZooRow]] = None) -> str:
+    """The model zoo as a Markdown table: computed counts beside the published figures, whose sources are
+    listed below it by number."""
+    cite = Citations()
+    lines = [HEADER, table_rule(HEADER)]
+    for row in zoo_rows(pattern, image_size) if rows is None else rows:
+        counts, published = row.counts, row.published
         without = f"{counts.inference_params.trainable / 1e6:.3f}" if counts.aux_params.trainable else "-"
-        published = model_info(name).published
-        rows.append(f"| {name} | {counts.params.trainable / 1e6:.3f} | {counts.params.total / 1e6:.3f} | {without} | "
-                    f"{counts.macs / 1e6:.1f} | {cite(published.mflops, '.0f')} | {cite(published.params_m, '.2f')} | "
-                    f"{cite(published.top1_mindcv, '.2f')} | {cite(published.top1_official, '.2f')} |")
-    notes = [f"[{number}] {source}" for source, number in sources.items()]
-    return "\n".join(rows + ([""] + notes if notes else []))
+        lines.append(
+            f"| {row.name} | {counts.params.trainable / 1e6:.3f} | {counts.params.total / 1e6:.3f} | {without} | "
+            f"{counts.macs / 1e6:.1f} | {cite.figure(published.mflops, '.0f')} | "
+            f"{cite.figure(published.params_m, '.2f')} | {cite.accuracy(published.mindcv, row.name)} | "
+            f"{cite.accuracy(published.official, row.name)} | "
+            f"{cite.accuracy(published.paper, row.name, with_top5=False)} |")
+    notes = cite.footnotes()
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

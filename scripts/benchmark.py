@@ -677,7 +677,7 @@ def select_frameworks(spec: str, device: str) -> Tuple[List[str], List[str]]:
         why = _missing_package(fw)
         if why and not every:
             raise ValueError(f"{fw} needs the {why} package, which this Python ({sys.executable}) does not have: "
-                             f"install it (see README, Benchmark) or leave {fw} out of --frameworks")
+                             f"install it (see docs/speed.md) or leave {fw} out of --frameworks")
         if why or (device != "CPU" and fw in CPU_ONLY):
             chosen.remove(fw)
             skipped.append(f"{fw}: " + (f"{why} is not installed" if why else "compared on --device CPU only"))

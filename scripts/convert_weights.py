@@ -35,7 +35,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="the model the weights are for, e.g. shufflenet_v2_x1_0")
     p.add_argument("--approximate-border", action="store_true",
                    help="(megvii) do not record the stem padding value: a plain network, inexact at the "
-                        "image border (see README, Convert)")
+                        "image border (see docs/checkpoints.md)")
     p.add_argument("--mean-image", default=None, metavar="PATH",
                    help="(megvii, shufflenet_v2_large) the official mean image the weights take: "
                         "ImageNet_1000_scale224_mean.xml from the official repository, or a .npy (H, W, 3) BGR")

@@ -6,7 +6,7 @@
         --ckpt_path output/digits_demo/shufflenet_v2_x0_5-best.ckpt --data_dir data/digits
     # speed: float vs INT8 ONNX in onnxruntime, batch 1 and 32, each configuration in its own process,
     # alternating, medians of --rounds rounds, the same thread count for all; with PyTorch installed (a
-    # separate environment, see the README) also torchvision's float and eager INT8 (fbgemm) models
+    # separate environment, see docs/speed.md) also torchvision's float and eager INT8 (fbgemm) models
     python scripts/deploy_benchmark.py speed --model shufflenet_v2_x1_0 --threads 2 --rounds 5
 
 Both print a Markdown table and write JSON next to it (--out). Random weights are enough for speed.
@@ -261,7 +261,7 @@ def torch_unavailable(model: str) -> Optional[str]:
     missing = [name for name in ("torch", "torchvision") if importlib.util.find_spec(name) is None]
     if missing:
         return (f"{' and '.join(missing)} not installed in {sys.executable} (run from a separate environment "
-                f"with PyTorch, see the README)")
+                f"with PyTorch, see docs/speed.md)")
     if model not in TORCHVISION_QUANTIZED:
         return f"torchvision has no {model} (its quantized ShuffleNets: {', '.join(TORCHVISION_QUANTIZED)})"
     # installed: do they import? (in a process of their own, as the timings run; not beside MindSpore here)

@@ -28,6 +28,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from mindcv_shufflenet.models import PublishedFigures, model_info
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
 FAMILY_DIRS = ("shufflenetv1", "shufflenetv2")
@@ -37,7 +39,8 @@ DATA_DIR = "/data/imagenet"
 HEADER_WIDTH = 110
 
 # ---------------------------------------------------------------------------------------------------
-# facts (from /work/shared/reference/shufflenet-facts.md)
+# what each model is trained with; the accuracy it should reach is read from its metadata
+# (``model_info(name).published``, written beside its builder in mindcv_shufflenet/models/)
 
 MEGVII = "megvii-model/ShuffleNet-Series"
 V1_PAPER = "Zhang et al., ShuffleNet, CVPR 2018 (arXiv 1707.01083)"
@@ -46,7 +49,8 @@ V2_PAPER = "Ma et al., ShuffleNet V2, ECCV 2018 (arXiv 1807.11164)"
 
 @dataclass(frozen=True)
 class MindCVRecipe:
-    """MindCV's published recipe for one model (8 Ascend cards x 64) and the accuracy it reached."""
+    """MindCV's published recipe for one model (8 Ascend cards x 64); its accuracy is the model's
+    ``published.mindcv``."""
 
     source: str                     # MindCV's YAML file
     lr: float
@@ -54,9 +58,6 @@ class MindCVRecipe:
     warmup: int
     re_prob: float
     amp: str
-    top1: float
-    top5: float
-    note: str = ""                  # more about the accuracy
 
 
 @dataclass(frozen=True)
@@ -81,13 +82,9 @@ class OfficialRecipe:
 class ModelFacts:
     name: str                                    # registered model name
     title: str                                   # for the header
-    official_err: Optional[Tuple[float, float]]  # official code's README: top-1 / top-5 error, %
-    paper_err: Optional[float]                   # the paper's top-1 error, %
-    paper_table: str = ""                        # where in the paper, if worth saying
     mindcv: Optional[MindCVRecipe] = None
     drop_rate: float = 0.0                       # official code's dropout before the classifier
     official: Optional[OfficialRecipe] = None    # the family beyond MindCV's: its official training script
-    official_source: str = ""                    # where official_err comes from
 
     @property
     def recipes(self) -> Tuple[str, ...]:
@@ -101,16 +98,18 @@ class ModelFacts:
     def is_v2(self) -> bool:
         return self.family == "shufflenetv2"
 
+    @property
+    def published(self) -> PublishedFigures:
+        return model_info(self.name).published
 
-def _v2(width: str, title: str, official: Tuple[float, float], paper: float,
-        mindcv: MindCVRecipe, drop_rate: float = 0.0) -> ModelFacts:
-    return ModelFacts(f"shufflenet_v2_{width}", f"ShuffleNet V2 {title}", official, paper, "", mindcv, drop_rate)
+
+def _v2(width: str, title: str, mindcv: MindCVRecipe, drop_rate: float = 0.0) -> ModelFacts:
+    return ModelFacts(f"shufflenet_v2_{width}", f"ShuffleNet V2 {title}", mindcv, drop_rate)
 
 
-def _v1(groups: int, width: str, official: Optional[Tuple[float, float]], paper: Optional[float],
-        paper_table: str = "", mindcv: Optional[MindCVRecipe] = None) -> ModelFacts:
+def _v1(groups: int, width: str, mindcv: Optional[MindCVRecipe] = None) -> ModelFacts:
     title = f"ShuffleNet V1 {width[0]}.{width[1]}x g={groups}"
-    return ModelFacts(f"shufflenet_v1_g{groups}_{width}", title, official, paper, paper_table, mindcv)
+    return ModelFacts(f"shufflenet_v1_g{groups}_{width}", title, mindcv)
 
 
 IMAGENET_TRAIN_IMAGES = 1_281_167
@@ -133,51 +132,39 @@ EXLARGE_RECIPE = OfficialRecipe(
 V2_50_RECIPE = OfficialRecipe(
     f"the paper recipe of the other V2 models ({V2_PAPER}; no official code for v2-50)", 1024, 0.5, 300_000,
     note=OFFICIAL_INPUT_NOTE)
-PLUS_README = f"{MEGVII} ShuffleNetV2+ README"
 
 
-def _family(name: str, title: str, err: Optional[Tuple[float, float]], recipe: OfficialRecipe, source: str,
-            paper_err: Optional[float] = None, paper_table: str = "") -> ModelFacts:
-    return ModelFacts(name, title, err, paper_err, paper_table, drop_rate=0.2 if name != "shufflenet_v2_50" else 0.0,
-                      official=recipe, official_source=source)
+def _family(name: str, title: str, recipe: OfficialRecipe) -> ModelFacts:
+    return ModelFacts(name, title, drop_rate=0.2 if name != "shufflenet_v2_50" else 0.0, official=recipe)
 
 
 MODELS: List[ModelFacts] = [
-    _v2("x0_5", "0.5x", (38.9, 17.4), 39.7,
-        MindCVRecipe("configs/shufflenetv2/shufflenet_v2_0.5_ascend.yaml", 0.35, 250, 4, 0.0, "O3", 60.53, 82.11,
-                     "60.65 / 82.26 on Ascend 910*")),
-    _v2("x1_0", "1.0x", (30.6, 11.1), 30.6,
-        MindCVRecipe("configs/shufflenetv2/shufflenet_v2_1.0_ascend.yaml", 0.4, 300, 5, 0.5, "O3", 69.47, 88.88)),
-    _v2("x1_5", "1.5x", (27.4, 9.4), 27.4,
-        MindCVRecipe("configs/shufflenetv2/shufflenet_v2_1.5_ascend.yaml", 0.5, 300, 5, 0.5, "O3", 72.79, 90.93)),
-    _v2("x2_0", "2.0x", (25.0, 7.6), 25.1,
-        MindCVRecipe("configs/shufflenetv2/shufflenet_v2_2.0_ascend.yaml", 0.5, 300, 5, 0.25, "O3", 75.07, 92.08),
+    _v2("x0_5", "0.5x", MindCVRecipe("configs/shufflenetv2/shufflenet_v2_0.5_ascend.yaml", 0.35, 250, 4, 0.0, "O3")),
+    _v2("x1_0", "1.0x", MindCVRecipe("configs/shufflenetv2/shufflenet_v2_1.0_ascend.yaml", 0.4, 300, 5, 0.5, "O3")),
+    _v2("x1_5", "1.5x", MindCVRecipe("configs/shufflenetv2/shufflenet_v2_1.5_ascend.yaml", 0.5, 300, 5, 0.5, "O3")),
+    _v2("x2_0", "2.0x", MindCVRecipe("configs/shufflenetv2/shufflenet_v2_2.0_ascend.yaml", 0.5, 300, 5, 0.25, "O3"),
         drop_rate=0.2),
-    _v1(3, "05", (42.7, 20.0), 43.2, "Table 2",
-        MindCVRecipe("configs/shufflenetv1/shufflenet_v1_0.5_ascend.yaml", 0.35, 250, 4, 0.0, "O0", 57.05, 79.73)),
-    _v1(3, "10", (32.2, 12.3), 32.6, "Table 2",
-        MindCVRecipe("configs/shufflenetv1/shufflenet_v1_1.0_ascend.yaml", 0.4, 250, 4, 0.0, "O0", 67.77, 87.73)),
-    _v1(3, "15", (28.4, 9.8), 28.5),
-    _v1(3, "20", (25.9, 8.6), 26.3),
-    _v1(8, "05", (41.2, 19.0), 42.3, "Table 2"),
-    _v1(8, "10", (32.0, 13.6), 32.4, "Table 2"),
-    _v1(8, "15", (29.0, 10.4), None),
-    _v1(8, "20", (27.1, 9.2), None),
+    _v1(3, "05", MindCVRecipe("configs/shufflenetv1/shufflenet_v1_0.5_ascend.yaml", 0.35, 250, 4, 0.0, "O0")),
+    _v1(3, "10", MindCVRecipe("configs/shufflenetv1/shufflenet_v1_1.0_ascend.yaml", 0.4, 250, 4, 0.0, "O0")),
+    _v1(3, "15"),
+    _v1(3, "20"),
+    _v1(8, "05"),
+    _v1(8, "10"),
+    _v1(8, "15"),
+    _v1(8, "20"),
     # The paper's Table 2 only: the official code publishes no g=1, 2 or 4 model.
-    _v1(1, "05", None, 45.1, "Table 2"),
-    _v1(1, "10", None, 33.6, "Table 2"),
-    _v1(2, "05", None, 44.4, "Table 2"),
-    _v1(2, "10", None, 32.7, "Table 2"),
-    _v1(4, "05", None, 41.6, "Table 2"),
-    _v1(4, "10", None, 32.8, "Table 2"),
-    _family("shufflenet_v2_plus_small", "ShuffleNet V2+ Small", (25.9, 8.3), PLUS_RECIPE, PLUS_README),
-    _family("shufflenet_v2_plus_medium", "ShuffleNet V2+ Medium", (24.3, 7.4), PLUS_RECIPE, PLUS_README),
-    _family("shufflenet_v2_plus_large", "ShuffleNet V2+ Large", (22.9, 6.7), PLUS_RECIPE, PLUS_README),
-    _family("shufflenet_v2_50", "ShuffleNet V2-50", None, V2_50_RECIPE, "", paper_err=22.8, paper_table="Table 6"),
-    _family("shufflenet_v2_large", "ShuffleNet V2.Large", (18.56, 4.48), LARGE_RECIPE,
-            f"{MEGVII} ShuffleNetV2.Large README"),
-    _family("shufflenet_v2_exlarge", "ShuffleNet V2.ExLarge", (15.52, 2.9), EXLARGE_RECIPE,
-            f"{MEGVII} ShuffleNetV2.ExLarge README, with external training data: not expected from ImageNet alone"),
+    _v1(1, "05"),
+    _v1(1, "10"),
+    _v1(2, "05"),
+    _v1(2, "10"),
+    _v1(4, "05"),
+    _v1(4, "10"),
+    _family("shufflenet_v2_plus_small", "ShuffleNet V2+ Small", PLUS_RECIPE),
+    _family("shufflenet_v2_plus_medium", "ShuffleNet V2+ Medium", PLUS_RECIPE),
+    _family("shufflenet_v2_plus_large", "ShuffleNet V2+ Large", PLUS_RECIPE),
+    _family("shufflenet_v2_50", "ShuffleNet V2-50", V2_50_RECIPE),
+    _family("shufflenet_v2_large", "ShuffleNet V2.Large", LARGE_RECIPE),
+    _family("shufflenet_v2_exlarge", "ShuffleNet V2.ExLarge", EXLARGE_RECIPE),
 ]
 
 # The paper / official code's recipe (both papers, both official train.py): global batch 1024, SGD momentum
@@ -219,31 +206,33 @@ def _launch(m: ModelFacts, recipe: str) -> List[str]:
 
 
 def _official_acc(m: ModelFacts) -> Optional[str]:
-    if m.official_err is None:
+    acc = m.published.official
+    if acc is None:
         return None
-    top1, top5 = m.official_err
-    source = f"official code, {m.official_source or MEGVII + ' README'}"
-    return (f"top-1 {100 - top1:.2f} / top-5 {100 - top5:.2f} ({source}: top-1 / top-5 error {top1} / {top5})"
-            if m.official else f"top-1 {100 - top1:.1f} / top-5 {100 - top5:.1f} ({source}: top-1 / top-5 error "
-                               f"{top1} / {top5})")
+    if not acc.stated_as_error or acc.top5_error is None:
+        raise ValueError(f"{m.name}: the recipes quote the official code's top-1 and top-5 error rates")
+    top1, top5 = acc.top1_error, acc.top5_error
+    digits = 2 if m.official else 1
+    source = f"{acc.source}, {acc.note}" if acc.note else acc.source
+    return (f"top-1 {100 - top1:.{digits}f} / top-5 {100 - top5:.{digits}f} ({source}: top-1 / top-5 error "
+            f"{top1} / {top5})")
 
 
 def _paper_acc(m: ModelFacts) -> Optional[str]:
-    if m.paper_err is None:
+    acc = m.published.paper
+    if acc is None:
         return None
-    where = f" {m.paper_table}" if m.paper_table else ""
-    return f"top-1 {100 - m.paper_err:.1f} (paper{where}: top-1 error {m.paper_err})"
+    return f"top-1 {100 - acc.top1_error:.1f} ({acc.source}: top-1 error {acc.top1_error})"
 
 
 def paper_accuracy(m: ModelFacts) -> str:
     """What the paper recipe is expected to reach: the official code's figure, else the paper's."""
-    official, paper = _official_acc(m), _paper_acc(m)
+    official, paper = _official_acc(m), m.published.paper
     if official is None:
-        return f"Expected accuracy: {paper}; the official code publishes no model of this width and group."
+        return f"Expected accuracy: {_paper_acc(m)}; the official code publishes no model of this width and group."
     text = f"Expected accuracy: {official}."
-    if m.paper_err is not None:
-        where = f" ({m.paper_table})" if m.paper_table else ""
-        text += f" The paper reports top-1 error {m.paper_err}{where}."
+    if paper is not None:
+        text += f" The paper reports top-1 error {paper.top1_error} ({paper.source})."
     return text
 
 
@@ -356,8 +345,11 @@ def mindcv_recipe(m: ModelFacts) -> Recipe:
         return paper_recipe(m, "ascend", header=[
             f"{m.title} ({m.name}): ImageNet on {ASCEND_CARDS} Ascend cards. MindCV has no recipe for this "
             f"model, so this file carries the paper's recipe (the same values as {m.name}_paper.yaml)."])
-    acc = f"Expected accuracy: top-1 {r.top1} / top-5 {r.top5} (MindCV's model card, Ascend 910, 8 cards"
-    acc += f"; {r.note})." if r.note else ")."
+    published = m.published.mindcv
+    if published is None:
+        raise ValueError(f"{m.name}: a MindCV recipe needs MindCV's published accuracy in the model's metadata")
+    acc = f"Expected accuracy: top-1 {published.top1} / top-5 {published.top5} ({published.source}"
+    acc += f"; {published.note})." if published.note else ")."
     erasing = f"random erasing {r.re_prob}" if r.re_prob else "no random erasing"
     header = [
         f"{m.title} ({m.name}): MindCV's ImageNet recipe on {ASCEND_CARDS} Ascend cards (64 per card = global "

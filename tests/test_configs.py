@@ -209,5 +209,7 @@ def test_expected_accuracy_comes_from_the_right_source():
     assert "top-1 57.05 / top-5 79.73 (MindCV's" in header("shufflenet_v1_g3_05", "ascend")
     assert "top-1 57.3 / top-5 80.0 (official code" in header("shufflenet_v1_g3_05", "paper")
     assert "top-1 72.9 / top-5 90.8 (official code" in header("shufflenet_v1_g8_20", "ascend")
-    assert "top-1 66.4 (paper Table 2: top-1 error 33.6)" in header("shufflenet_v1_g1_10", "paper")
-    assert "top-1 58.4 (paper Table 2: top-1 error 41.6)" in header("shufflenet_v1_g4_05", "cpu")
+    assert "top-1 66.4 (ShuffleNet V1 paper, Zhang et al., CVPR 2018, Table 2: top-1 error 33.6)" in header(
+        "shufflenet_v1_g1_10", "paper")
+    assert "top-1 58.4 (ShuffleNet V1 paper, Zhang et al., CVPR 2018, Table 2: top-1 error 41.6)" in header(
+        "shufflenet_v1_g4_05", "cpu")

@@ -486,8 +486,8 @@ def test_deploy_benchmark_speed_quick_run_writes_ratios_to_the_float_file(tmp_pa
     assert set(rows) == {(name, batch) for name in names for batch in (1, 2)}
     if not torch:  # torchvision's model is skipped with a note (in the table too)
         assert result["skipped"] == [f"torchvision-int8 skipped: torch and torchvision not installed in "
-                                     f"{sys.executable} (run from a separate environment with PyTorch, see the "
-                                     f"README)"]
+                                     f"{sys.executable} (run from a separate environment with PyTorch, see "
+                                     f"docs/speed.md)"]
         assert f"note: {result['skipped'][0]}" in (tmp_path / "speed.md").read_text()
     for (name, batch), row in rows.items():
         assert len(row["samples_img_per_s"]) == 2 and row["img_per_s"] > 0

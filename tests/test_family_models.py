@@ -152,7 +152,7 @@ def test_the_official_input_is_recorded_and_converted_weights_take_the_usual_one
         info = model_info(f"shufflenet_v2_plus_{size}")
         assert info.official_preprocessing == Preprocessing(channel_order="BGR", mean=(0, 0, 0), std=(1, 1, 1))
         assert info.preprocessing == Preprocessing(224, 0.875, "bilinear", "RGB", IMAGENET_MEAN, IMAGENET_STD)
-        assert info.weights is None and info.published.top1_official is not None
+        assert info.weights is None and info.published.official is not None
     assert model_info("shufflenet_v2_50").official_preprocessing is None
 
 
@@ -245,7 +245,7 @@ def test_large_models_are_registered_with_the_official_structure_and_facts():
     assert large.official_preprocessing == exlarge.official_preprocessing == Preprocessing(
         channel_order="BGR", mean=(0, 0, 0), std=(1, 1, 1))
     assert "mean image" in large.official_input_note and not exlarge.official_input_note
-    assert (large.published.top1_official.value, exlarge.published.top1_official.value) == (81.44, 84.48)
+    assert (large.published.official.top1_accuracy, exlarge.published.official.top1_accuracy) == (81.44, 84.48)
     net = ShuffleNetV2Large(*LARGE_REDUCED["large"][:1], "large", **LARGE_REDUCED["large"][1])
     bn = [c for _, c in net.cells_and_names() if isinstance(c, nn.BatchNorm2d)]
     assert all(c.eps == pytest.approx(1e-9) for c in bn)  # the official Large's Conv_BN_ReLU

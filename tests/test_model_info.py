@@ -11,7 +11,7 @@ import pytest
 from mindcv_shufflenet import create_model, list_models
 from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
 from mindcv_shufflenet.data.transforms import eval_transforms
-from mindcv_shufflenet.models import (ModelInfo, Preprocessing, PublishedFigures, ReleasedWeights, Reported,
+from mindcv_shufflenet.models import (Accuracy, ModelInfo, Preprocessing, PublishedFigures, ReleasedWeights,
                                       ShuffleNetV2, model_info, register_model, registry)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,9 +46,26 @@ def test_the_released_models_take_mindcvs_preprocessing_and_same_padding():
 
 def test_published_figures_name_their_source():
     published = model_info("shufflenet_v2_x1_0").published
-    assert (published.mflops.value, published.top1_mindcv.value, published.top1_official.value) == (146, 69.47, 69.4)
-    assert "Table 5" in published.mflops.source and "MindCV" in published.top1_mindcv.source
-    assert model_info("shufflenet_v1_g1_05").published == PublishedFigures()
+    assert (published.mflops.value, published.mindcv.top1, published.mindcv.top5) == (146, 69.47, 88.88)
+    assert (published.official.top1_error, published.official.top5_error) == (30.6, 11.1)
+    assert (published.official.top1_accuracy, published.official.top5_accuracy) == (69.4, 88.9)
+    assert "Table 5" in published.mflops.source and "MindCV" in published.mindcv.source
+    assert "ShuffleNetV2 model table" in published.official.source
+    assert model_info("shufflenet_v1_g1_05").published.paper.top1_accuracy == 54.9  # the paper's Table 2 only
+    assert model_info("shufflenet_v1_g1_15").published == PublishedFigures()
+
+
+def test_a_published_accuracy_is_stated_one_way():
+    assert Accuracy("a card", top1=70.0, top5=90.0).top5_accuracy == 90.0
+    assert Accuracy("a paper", top1_error=30.0).top5_accuracy is None
+    with pytest.raises(ValueError, match="either as top1 or as top1_error"):
+        Accuracy("a paper", top1=70.0, top1_error=30.0)
+    with pytest.raises(ValueError, match="either as top1 or as top1_error"):
+        Accuracy("a paper", top5=90.0)
+    with pytest.raises(ValueError, match="in the top-1's form"):
+        Accuracy("a paper", top1_error=30.0, top5=90.0)
+    with pytest.raises(ValueError, match="within 0-100"):
+        Accuracy("a card", top1=700.0)
 
 
 def test_facts_that_cannot_be_right_are_refused():
@@ -75,7 +92,7 @@ def test_a_new_model_is_one_builder_and_one_entry(scratch_registry, tmp_path, mo
 
     @register_model(ModelInfo(weights=ReleasedWeights("https://example.org/tiny/tiny_net-0123abcd.ckpt", "0123abcd"),
                               preprocessing=bgr, pool_padding="symmetric",
-                              published=PublishedFigures(top1_official=Reported(50.0, "a test"))))
+                              published=PublishedFigures(official=Accuracy("a test", top1=50.0))))
     def tiny_net(pretrained=False, num_classes=1000, in_channels=3, **kwargs):
         """ShuffleNet V2 at test size."""
         kwargs.setdefault("pool_padding", model_info("tiny_net").pool_padding)

@@ -63,8 +63,10 @@ def test_model_table_command_prints_computed_figures_and_exits_cleanly():
     result = subprocess.run([sys.executable, "-m", "mindcv_shufflenet.summary", "--models", "shufflenet_v2_x0_5"],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "| shufflenet_v2_x0_5 | 1.366 | 1.374 | - | 40.5 | 41 [1] | 1.37 [2] | 60.53 [3] | 61.10 [4] |" in result.stdout
-    assert "[1] ShuffleNet V2 paper (Ma et al., ECCV 2018), Table 5" in result.stdout
+    assert ("| shufflenet_v2_x0_5 | 1.366 | 1.374 | - | 40.5 | 41 [1] | 1.37 [2] | 60.53 / 82.11 [3] | 61.10 / 82.60 [4] "
+            "| 60.30 [5] |") in result.stdout
+    assert "[1] ShuffleNet V2 paper, Ma et al., ECCV 2018, Table 5" in result.stdout
+    assert "[4] official code, megvii-model/ShuffleNet-Series, ShuffleNetV2 model table (error rates" in result.stdout
     assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr
 
 

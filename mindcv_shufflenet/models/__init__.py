@@ -3,7 +3,7 @@
 from . import shufflenet_v1, shufflenet_v2, shufflenet_v2_large, shufflenet_v2_plus  # noqa: F401  (registers them)
 from .fusion import fold_batchnorm, prepare_for_inference
 from .complexity import Counts, ParamCount, count_macs, count_params, model_counts
-from .metadata import ModelInfo, Preprocessing, PublishedFigures, ReleasedWeights, Reported
+from .metadata import Accuracy, ModelInfo, Preprocessing, PublishedFigures, ReleasedWeights, Reported
 from .registry import create_model, list_models, model_info, register_model
 from .shufflenet_v1 import SHUFFLENET_V1_CHANNELS, ShuffleNetV1
 from .shufflenet_v2 import SHUFFLENET_V2_50_CHANNELS, SHUFFLENET_V2_CHANNELS, ShuffleNetV2
@@ -14,7 +14,7 @@ from .weights import (CheckpointMismatchError, checkpoint_record, load_checkpoin
 
 __all__ = [
     "create_model", "list_models", "model_info", "register_model",
-    "ModelInfo", "Preprocessing", "PublishedFigures", "ReleasedWeights", "Reported",
+    "Accuracy", "ModelInfo", "Preprocessing", "PublishedFigures", "ReleasedWeights", "Reported",
     "ShuffleNetV1", "ShuffleNetV2", "ShuffleNetV2Plus", "ShuffleNetV2Large", "SHUFFLENET_V2_LARGE_CONFIGS",
     "SHUFFLENET_V1_CHANNELS", "SHUFFLENET_V2_CHANNELS",
     "SHUFFLENET_V2_50_CHANNELS", "SHUFFLENET_V2_PLUS_CHANNELS",

@@ -14,8 +14,10 @@ from ..constants import (CHANNEL_ORDERS, CROP_PCT, IMAGE_CHANNELS, IMAGE_SIZE, I
 
 # Where MindCV publishes its ShuffleNet checkpoints (one folder per family below it).
 MINDCV_RELEASE_URL = "https://download.mindspore.cn/toolkits/mindcv/shufflenet/"
-MINDCV_TOP1 = "MindCV model card (ImageNet top-1 %, Ascend 910, 8 cards)"
+# Sources shared by the families (each family file names its own papers and official tables).
+MINDCV_ACCURACY = "MindCV's model card, Ascend 910, 8 cards"
 MINDCV_PARAMS = "MindCV model card, Params(M) (BatchNorm statistics counted)"
+MEGVII = "official code, megvii-model/ShuffleNet-Series"
 
 
 @dataclass(frozen=True)
@@ -83,13 +85,53 @@ class Reported:
 
 
 @dataclass(frozen=True)
+class Accuracy:
+    """ImageNet top-1 and top-5 (%) that a source published for a model, in the form it gives them: accuracies
+    (MindCV's model cards: ``top1``, ``top5``) or error rates, 100 - accuracy (the papers and the official
+    code: ``top1_error``, ``top5_error``). ``top1_accuracy`` / ``top5_accuracy`` read either form."""
+
+    source: str
+    top1: Optional[float] = None
+    top5: Optional[float] = None
+    top1_error: Optional[float] = None
+    top5_error: Optional[float] = None
+    note: str = ""  # what a reader of the figure should know (another chip's result, extra training data)
+
+    def __post_init__(self) -> None:
+        as_accuracy = self.top1 is not None
+        if as_accuracy == (self.top1_error is not None):
+            raise ValueError(f"{self.source}: give the top-1 either as top1 or as top1_error, got {self}")
+        if (self.top5_error if as_accuracy else self.top5) is not None:
+            raise ValueError(f"{self.source}: give the top-5 in the top-1's form (accuracy or error), got {self}")
+        values = [v for v in (self.top1, self.top5, self.top1_error, self.top5_error) if v is not None]
+        if not all(0 <= v <= 100 for v in values):
+            raise ValueError(f"{self.source}: percentages must be within 0-100, got {values}")
+
+    @property
+    def stated_as_error(self) -> bool:
+        return self.top1_error is not None
+
+    @property
+    def top1_accuracy(self) -> float:
+        return self.top1 if self.top1 is not None else round(100 - self.top1_error, 4)
+
+    @property
+    def top5_accuracy(self) -> Optional[float]:
+        if self.top5_error is not None:
+            return round(100 - self.top5_error, 4)
+        return self.top5
+
+
+@dataclass(frozen=True)
 class PublishedFigures:
-    """Published figures of a model; None where no source gives one."""
+    """Published figures of a model; None where no source gives one. The model table, the recipes' headers
+    (``make_configs.py``) and the docs read them from here."""
 
     mflops: Optional[Reported] = None  # multiply-adds at 224 x 224, millions
     params_m: Optional[Reported] = None  # parameters, millions, counted as the source counts them
-    top1_mindcv: Optional[Reported] = None  # ImageNet top-1 (%) of MindCV's released checkpoint
-    top1_official: Optional[Reported] = None  # ImageNet top-1 (%) of the official (Megvii) code's model
+    mindcv: Optional[Accuracy] = None  # MindCV's released checkpoint
+    official: Optional[Accuracy] = None  # the official (Megvii) code's model
+    paper: Optional[Accuracy] = None  # the paper's own table
 
 
 @dataclass(frozen=True)

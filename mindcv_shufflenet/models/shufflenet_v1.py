@@ -10,14 +10,14 @@ loads MindCV's released V1 checkpoints as they are.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from mindspore import Tensor, nn, ops
 
 from .graph_reuse import ReusedGraphUnit
 from .layers import (ChannelShuffle, DepthwiseConv2d, GlobalAvgPool, classifier_dropout, downsample_pool,
                      init_like_mindcv, stem_conv)
-from .metadata import MINDCV_TOP1, ModelInfo, PublishedFigures, Reported, mindcv_release
+from .metadata import MEGVII, MINDCV_ACCURACY, Accuracy, ModelInfo, PublishedFigures, Reported, mindcv_release
 from .registry import model_info, register_model
 from .weights import load_pretrained
 
@@ -195,20 +195,36 @@ def _v1(groups: int, width: str, pretrained: bool, num_classes: int, in_channels
 
 
 # Sources of the published figures below (FLOPs are multiply-adds).
-PAPER = "ShuffleNet V1 paper (Zhang et al., CVPR 2018), Table 1"
-OFFICIAL_FLOPS = "official code (megvii-model/ShuffleNet-Series), ShuffleNetV1 model table"
-OFFICIAL = OFFICIAL_FLOPS + ": 100 - top-1 error"
+PAPER = "ShuffleNet V1 paper, Zhang et al., CVPR 2018"
+PAPER_FLOPS = PAPER + ", Table 1"
+PAPER_TABLE_2 = PAPER + ", Table 2"
+OFFICIAL = MEGVII + ", ShuffleNetV1 model table"
 
 
-@register_model
+def _paper_only(mflops: Optional[float], paper_error: float) -> ModelInfo:
+    """A width and group count only the paper has (its Table 2): no official or MindCV model."""
+    return ModelInfo(published=PublishedFigures(mflops=Reported(mflops, PAPER_FLOPS) if mflops else None,
+                                                paper=Accuracy(PAPER_TABLE_2, top1_error=paper_error)))
+
+
+def _official(mflops: float, official_error: Tuple[float, float], paper_error: Optional[float] = None,
+              paper_source: str = PAPER_TABLE_2, mindcv: Optional[Tuple[float, float]] = None) -> PublishedFigures:
+    """A model of the official code (g3, g8): its FLOPs and top-1 / top-5 error, the paper's top-1 error where
+    it gives one, and MindCV's top-1 / top-5 where MindCV released weights."""
+    return PublishedFigures(
+        mflops=Reported(mflops, OFFICIAL),
+        official=Accuracy(OFFICIAL, top1_error=official_error[0], top5_error=official_error[1]),
+        paper=Accuracy(paper_source, top1_error=paper_error) if paper_error is not None else None,
+        mindcv=Accuracy(MINDCV_ACCURACY, top1=mindcv[0], top5=mindcv[1]) if mindcv else None)
+
+
+@register_model(_paper_only(None, 45.1))
 def shufflenet_v1_g1_05(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 0.5x with 1 group (stages 72/144/288)."""
     return _v1(1, "05", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model(ModelInfo(
-    published=PublishedFigures(mflops=Reported(143, PAPER)),
-))
+@register_model(_paper_only(143, 33.6))
 def shufflenet_v1_g1_10(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 1.0x with 1 group (stages 144/288/576)."""
     return _v1(1, "10", pretrained, num_classes, in_channels, **kwargs)
@@ -226,15 +242,13 @@ def shufflenet_v1_g1_20(pretrained=False, num_classes=1000, in_channels=3, **kwa
     return _v1(1, "20", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(_paper_only(None, 44.4))
 def shufflenet_v1_g2_05(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 0.5x with 2 groups (stages 104/208/416)."""
     return _v1(2, "05", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model(ModelInfo(
-    published=PublishedFigures(mflops=Reported(140, PAPER)),
-))
+@register_model(_paper_only(140, 32.7))
 def shufflenet_v1_g2_10(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 1.0x with 2 groups (stages 200/400/800)."""
     return _v1(2, "10", pretrained, num_classes, in_channels, **kwargs)
@@ -254,8 +268,7 @@ def shufflenet_v1_g2_20(pretrained=False, num_classes=1000, in_channels=3, **kwa
 
 @register_model(ModelInfo(
     weights=mindcv_release("shufflenetv1/shufflenet_v1_g3_05-42cfe109.ckpt", "42cfe109"),
-    published=PublishedFigures(mflops=Reported(38, OFFICIAL_FLOPS), top1_mindcv=Reported(57.05, MINDCV_TOP1),
-                               top1_official=Reported(57.3, OFFICIAL)),
+    published=_official(38, (42.7, 20.0), 43.2, mindcv=(57.05, 79.73)),
 ))
 def shufflenet_v1_g3_05(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 0.5x with 3 groups (stages 120/240/480)."""
@@ -264,39 +277,32 @@ def shufflenet_v1_g3_05(pretrained=False, num_classes=1000, in_channels=3, **kwa
 
 @register_model(ModelInfo(
     weights=mindcv_release("shufflenetv1/shufflenet_v1_g3_10-245f0ccf.ckpt", "245f0ccf"),
-    published=PublishedFigures(mflops=Reported(138, OFFICIAL_FLOPS), top1_mindcv=Reported(67.77, MINDCV_TOP1),
-                               top1_official=Reported(67.8, OFFICIAL)),
+    published=_official(138, (32.2, 12.3), 32.6, mindcv=(67.77, 87.73)),
 ))
 def shufflenet_v1_g3_10(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 1.0x with 3 groups (stages 240/480/960)."""
     return _v1(3, "10", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model(ModelInfo(
-    published=PublishedFigures(mflops=Reported(292, OFFICIAL_FLOPS), top1_official=Reported(71.6, OFFICIAL)),
-))
+@register_model(ModelInfo(published=_official(292, (28.4, 9.8), 28.5, paper_source=PAPER)))
 def shufflenet_v1_g3_15(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 1.5x with 3 groups (stages 360/720/1440)."""
     return _v1(3, "15", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model(ModelInfo(
-    published=PublishedFigures(mflops=Reported(524, OFFICIAL_FLOPS), top1_official=Reported(74.1, OFFICIAL)),
-))
+@register_model(ModelInfo(published=_official(524, (25.9, 8.6), 26.3, paper_source=PAPER)))
 def shufflenet_v1_g3_20(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 2.0x with 3 groups (stages 480/960/1920)."""
     return _v1(3, "20", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model
+@register_model(_paper_only(None, 41.6))
 def shufflenet_v1_g4_05(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 0.5x with 4 groups (stages 144/288/576)."""
     return _v1(4, "05", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model(ModelInfo(
-    published=PublishedFigures(mflops=Reported(133, PAPER)),
-))
+@register_model(_paper_only(133, 32.8))
 def shufflenet_v1_g4_10(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 1.0x with 4 groups (stages 272/544/1088)."""
     return _v1(4, "10", pretrained, num_classes, in_channels, **kwargs)
@@ -314,33 +320,25 @@ def shufflenet_v1_g4_20(pretrained=False, num_classes=1000, in_channels=3, **kwa
     return _v1(4, "20", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model(ModelInfo(
-    published=PublishedFigures(mflops=Reported(40, OFFICIAL_FLOPS), top1_official=Reported(58.8, OFFICIAL)),
-))
+@register_model(ModelInfo(published=_official(40, (41.2, 19.0), 42.3)))
 def shufflenet_v1_g8_05(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 0.5x with 8 groups (stages 192/384/768)."""
     return _v1(8, "05", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model(ModelInfo(
-    published=PublishedFigures(mflops=Reported(138, OFFICIAL_FLOPS), top1_official=Reported(68.0, OFFICIAL)),
-))
+@register_model(ModelInfo(published=_official(138, (32.0, 13.6), 32.4)))
 def shufflenet_v1_g8_10(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 1.0x with 8 groups (stages 384/768/1536)."""
     return _v1(8, "10", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model(ModelInfo(
-    published=PublishedFigures(mflops=Reported(290, OFFICIAL_FLOPS), top1_official=Reported(71.0, OFFICIAL)),
-))
+@register_model(ModelInfo(published=_official(290, (29.0, 10.4))))
 def shufflenet_v1_g8_15(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 1.5x with 8 groups (stages 576/1152/2304)."""
     return _v1(8, "15", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model(ModelInfo(
-    published=PublishedFigures(mflops=Reported(522, OFFICIAL_FLOPS), top1_official=Reported(72.9, OFFICIAL)),
-))
+@register_model(ModelInfo(published=_official(522, (27.1, 9.2))))
 def shufflenet_v1_g8_20(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV1:
     """ShuffleNet V1 2.0x with 8 groups (stages 768/1536/3072)."""
     return _v1(8, "20", pretrained, num_classes, in_channels, **kwargs)

@@ -9,7 +9,7 @@ producing the rest. Interleaving the split with the concat in this way *is* the 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from mindspore import Tensor, nn, ops
 
@@ -18,7 +18,8 @@ from .graph_reuse import ReusedGraphUnit
 from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, SqueezeExcite, classifier_dropout,
                      downsample_pool, init_like_mindcv, stem_conv)
 from .layers import activation as make_activation
-from .metadata import MINDCV_PARAMS, MINDCV_TOP1, ModelInfo, PublishedFigures, Reported, mindcv_release
+from .metadata import (MEGVII, MINDCV_ACCURACY, MINDCV_PARAMS, Accuracy, ModelInfo, PublishedFigures, Reported,
+                       mindcv_release)
 from .registry import model_info, register_model
 from .weights import load_pretrained
 
@@ -295,14 +296,26 @@ def _v2(width: str, pretrained: bool, num_classes: int, in_channels: int, **kwar
 
 
 # Sources of the published figures below (FLOPs are multiply-adds).
-PAPER = "ShuffleNet V2 paper (Ma et al., ECCV 2018), Table 5"
-OFFICIAL = "official code (megvii-model/ShuffleNet-Series), ShuffleNetV2 model table: 100 - top-1 error"
+PAPER = "ShuffleNet V2 paper, Ma et al., ECCV 2018"
+PAPER_FLOPS = PAPER + ", Table 5"
+OFFICIAL = MEGVII + ", ShuffleNetV2 model table"
+
+
+def _published(mflops: float, params_m: float, mindcv: Tuple[float, float], official_error: Tuple[float, float],
+               paper_error: float, mindcv_note: str = "") -> PublishedFigures:
+    """A V2 width's figures: FLOPs from the paper, parameters and top-1 / top-5 from MindCV's model card, the
+    official code's top-1 / top-5 error, the paper's top-1 error."""
+    return PublishedFigures(
+        mflops=Reported(mflops, PAPER_FLOPS), params_m=Reported(params_m, MINDCV_PARAMS),
+        mindcv=Accuracy(MINDCV_ACCURACY, top1=mindcv[0], top5=mindcv[1], note=mindcv_note),
+        official=Accuracy(OFFICIAL, top1_error=official_error[0], top5_error=official_error[1]),
+        paper=Accuracy(PAPER, top1_error=paper_error))
 
 
 @register_model(ModelInfo(
     weights=mindcv_release("shufflenetv2/shufflenet_v2_x0_5-8c841061.ckpt", "8c841061"),
-    published=PublishedFigures(mflops=Reported(41, PAPER), params_m=Reported(1.37, MINDCV_PARAMS),
-                               top1_mindcv=Reported(60.53, MINDCV_TOP1), top1_official=Reported(61.1, OFFICIAL)),
+    published=_published(41, 1.37, mindcv=(60.53, 82.11), official_error=(38.9, 17.4), paper_error=39.7,
+                         mindcv_note="60.65 / 82.26 on Ascend 910*"),
 ))
 def shufflenet_v2_x0_5(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
     """ShuffleNet V2 0.5x (stages 48/96/192, conv5 1024)."""
@@ -311,8 +324,7 @@ def shufflenet_v2_x0_5(pretrained=False, num_classes=1000, in_channels=3, **kwar
 
 @register_model(ModelInfo(
     weights=mindcv_release("shufflenetv2/shufflenet_v2_x1_0-0da4b7fa.ckpt", "0da4b7fa"),
-    published=PublishedFigures(mflops=Reported(146, PAPER), params_m=Reported(2.29, MINDCV_PARAMS),
-                               top1_mindcv=Reported(69.47, MINDCV_TOP1), top1_official=Reported(69.4, OFFICIAL)),
+    published=_published(146, 2.29, mindcv=(69.47, 88.88), official_error=(30.6, 11.1), paper_error=30.6),
 ))
 def shufflenet_v2_x1_0(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
     """ShuffleNet V2 1.0x (stages 116/232/464, conv5 1024)."""
@@ -321,8 +333,7 @@ def shufflenet_v2_x1_0(pretrained=False, num_classes=1000, in_channels=3, **kwar
 
 @register_model(ModelInfo(
     weights=mindcv_release("shufflenetv2/shufflenet_v2_x1_5-00b56131.ckpt", "00b56131"),
-    published=PublishedFigures(mflops=Reported(299, PAPER), params_m=Reported(3.53, MINDCV_PARAMS),
-                               top1_mindcv=Reported(72.79, MINDCV_TOP1), top1_official=Reported(72.6, OFFICIAL)),
+    published=_published(299, 3.53, mindcv=(72.79, 90.93), official_error=(27.4, 9.4), paper_error=27.4),
 ))
 def shufflenet_v2_x1_5(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
     """ShuffleNet V2 1.5x (stages 176/352/704, conv5 1024)."""
@@ -331,19 +342,18 @@ def shufflenet_v2_x1_5(pretrained=False, num_classes=1000, in_channels=3, **kwar
 
 @register_model(ModelInfo(
     weights=mindcv_release("shufflenetv2/shufflenet_v2_x2_0-ed8e698d.ckpt", "ed8e698d"),
-    published=PublishedFigures(mflops=Reported(591, PAPER), params_m=Reported(7.44, MINDCV_PARAMS),
-                               top1_mindcv=Reported(75.07, MINDCV_TOP1), top1_official=Reported(75.0, OFFICIAL)),
+    published=_published(591, 7.44, mindcv=(75.07, 92.08), official_error=(25.0, 7.6), paper_error=25.1),
 ))
 def shufflenet_v2_x2_0(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
     """ShuffleNet V2 2.0x (stages 244/488/976, conv5 2048)."""
     return _v2("x2_0", pretrained, num_classes, in_channels, **kwargs)
 
 
-PAPER_LARGE = "ShuffleNet V2 paper (Ma et al., ECCV 2018), Table 6 (large models): 100 - top-1 error"
+PAPER_LARGE = PAPER + ", Table 6 (large models)"
 
 
 @register_model(ModelInfo(
-    published=PublishedFigures(mflops=Reported(2300, PAPER_LARGE), top1_official=Reported(77.2, PAPER_LARGE)),
+    published=PublishedFigures(mflops=Reported(2300, PAPER_LARGE), paper=Accuracy(PAPER_LARGE, top1_error=22.8)),
 ))
 def shufflenet_v2_50(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2:
     """ShuffleNet V2-50 of the paper's appendix (stages 244/488/976/1952, conv6 2048); se=True, residual=True."""

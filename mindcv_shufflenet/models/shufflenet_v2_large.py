@@ -24,7 +24,7 @@ from .complexity import Counts, ParamCount, Tally, register_counter
 from .graph_reuse import ReusedGraphUnit
 from .layers import (EvenOddSplit, GlobalAvgPool, SqueezeExcite, classifier_dropout, downsample_pool, init_like_mindcv,
                      stem_conv)
-from .metadata import ModelInfo, Preprocessing, PublishedFigures, Reported
+from .metadata import MEGVII, Accuracy, ModelInfo, Preprocessing, PublishedFigures, Reported
 from .registry import model_info, register_model
 from .weights import load_pretrained
 
@@ -361,10 +361,10 @@ def _large(variant: str, pretrained: bool, num_classes: int, in_channels: int, *
     return model
 
 
-LARGE_README = "official code (megvii-model/ShuffleNet-Series), ShuffleNetV2.Large README: 100 - top-1 error"
-EXLARGE_README = "official code (megvii-model/ShuffleNet-Series), ShuffleNetV2.ExLarge README: 100 - top-1 error"
-LARGE_PARAMS = "official code, ShuffleNetV2.Large README (the count with the auxiliary heads)"
-EXLARGE_PARAMS = "official code, ShuffleNetV2.ExLarge README (the count without the auxiliary heads)"
+LARGE_README = MEGVII + ", ShuffleNetV2.Large README"
+EXLARGE_README = MEGVII + ", ShuffleNetV2.ExLarge README"
+LARGE_PARAMS = LARGE_README + " (the count with the auxiliary heads)"
+EXLARGE_PARAMS = EXLARGE_README + " (the count without the auxiliary heads)"
 # The official evaluation input: BGR 0-255 after OpenCV's bilinear resize to 256 and a 224 center crop.
 BGR_255 = Preprocessing(channel_order="BGR", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
@@ -372,7 +372,7 @@ BGR_255 = Preprocessing(channel_order="BGR", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0
 @register_model(ModelInfo(
     pool_padding="symmetric",
     published=PublishedFigures(mflops=Reported(12700, LARGE_README), params_m=Reported(140.7, LARGE_PARAMS),
-                               top1_official=Reported(81.44, LARGE_README)),
+                               official=Accuracy(LARGE_README, top1_error=18.56, top5_error=4.48)),
     official_preprocessing=BGR_255,
     official_input_note=("minus a per-pixel 224x224 mean image (ImageNet_1000_scale224_mean.xml in the official "
                          "repository; convert with --mean-image). The official train.py instead feeds RGB/255 "
@@ -386,7 +386,8 @@ def shufflenet_v2_large(pretrained=False, num_classes=1000, in_channels=3, **kwa
 @register_model(ModelInfo(
     pool_padding="symmetric",
     published=PublishedFigures(mflops=Reported(46200, EXLARGE_README), params_m=Reported(254.7, EXLARGE_PARAMS),
-                               top1_official=Reported(84.48, EXLARGE_README)),
+                               official=Accuracy(EXLARGE_README, top1_error=15.52, top5_error=2.9,
+                                                 note="with external training data: not expected from ImageNet alone")),
     official_preprocessing=BGR_255,
 ))
 def shufflenet_v2_exlarge(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2Large:

@@ -20,7 +20,7 @@ from .graph_reuse import ReusedGraphUnit
 from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, HSwish, SqueezeExcite, classifier_dropout,
                      init_like_mindcv, stem_conv)
 from .layers import activation as make_activation
-from .metadata import ModelInfo, Preprocessing, PublishedFigures, Reported
+from .metadata import MEGVII, Accuracy, ModelInfo, Preprocessing, PublishedFigures, Reported
 from .registry import register_model
 from .shufflenet_v2 import ShuffleV2Block
 from .weights import load_pretrained
@@ -237,31 +237,31 @@ def _v2_plus(size: str, pretrained: bool, num_classes: int, in_channels: int, **
 
 
 # Source of the published figures (FLOPs are multiply-adds; parameters without BatchNorm statistics).
-OFFICIAL = "official code (megvii-model/ShuffleNet-Series), ShuffleNetV2+ README: 100 - top-1 error"
+OFFICIAL = MEGVII + ", ShuffleNetV2+ README"
 # The official weights take BGR 0-255 images as they are (train.py's ToBGRTensor, OpenCV bilinear resize to
 # 256, center crop 224); converted weights take this project's RGB, ImageNet mean/std.
 OFFICIAL_INPUT = Preprocessing(channel_order="BGR", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
-def _info(mflops: float, params_m: float, top1: float) -> ModelInfo:
+def _info(mflops: float, params_m: float, top1_error: float, top5_error: float) -> ModelInfo:
     published = PublishedFigures(mflops=Reported(mflops, OFFICIAL), params_m=Reported(params_m, OFFICIAL),
-                                 top1_official=Reported(top1, OFFICIAL))
+                                 official=Accuracy(OFFICIAL, top1_error=top1_error, top5_error=top5_error))
     return ModelInfo(published=published, official_preprocessing=OFFICIAL_INPUT)
 
 
-@register_model(_info(156, 5.1, 74.1))
+@register_model(_info(156, 5.1, 25.9, 8.3))
 def shufflenet_v2_plus_small(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2Plus:
     """ShuffleNet V2+ Small (official; stages 36/104/208/416, hard-swish, SE, 3/5/7 kernels, Xception units)."""
     return _v2_plus("small", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model(_info(222, 5.6, 75.7))
+@register_model(_info(222, 5.6, 24.3, 7.4))
 def shufflenet_v2_plus_medium(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2Plus:
     """ShuffleNet V2+ Medium (official; stages 48/128/256/512, hard-swish, SE, 3/5/7 kernels, Xception units)."""
     return _v2_plus("medium", pretrained, num_classes, in_channels, **kwargs)
 
 
-@register_model(_info(360, 6.7, 77.1))
+@register_model(_info(360, 6.7, 22.9, 6.7))
 def shufflenet_v2_plus_large(pretrained=False, num_classes=1000, in_channels=3, **kwargs) -> ShuffleNetV2Plus:
     """ShuffleNet V2+ Large (official; stages 68/168/336/672, hard-swish, SE, 3/5/7 kernels, Xception units)."""
     return _v2_plus("large", pretrained, num_classes, in_channels, **kwargs)
