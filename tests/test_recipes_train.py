@@ -57,7 +57,7 @@ def test_recipe_shards_cover_every_recipe_once_with_graph_siblings_together(tmp_
     where = {p.name: i for i, shard in enumerate(shards) for p in shard}
     assert where["shufflenet_v1_g3_10_cpu.yaml"] == where["shufflenet_v1_g3_20_cpu.yaml"]
     assert where["shufflenet_v2_plus_small_cpu.yaml"] == where["shufflenet_v2_plus_large_cpu.yaml"]
-    assert where["shufflenet_v1_g8_05_paper.yaml"] == where["shufflenet_v1_g8_20_cpu.yaml"]  # lr, schedule
+    assert where["shufflenet_v1_g8_05_paper.yaml"] == where["shufflenet_v1_g8_10_paper.yaml"]  # lr, schedule
 
 
 @pytest.mark.slow
