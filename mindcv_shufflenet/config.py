@@ -67,6 +67,11 @@ OPTIONS: List[Option] = [
     _o("seed", "int", 42, "seeds Python, NumPy, MindSpore and the data pipeline"),
     _o("num_threads", "int", None, "CPU kernel threads (default: MindSpore's)", optional=True),
     _o("plot", "bool", True, "write a PNG of the loss, accuracy and LR curves at the end"),
+    _o("compile_cache", "bool", True, "graph mode: save the compiled train step, and reuse it when a run with the "
+                                      "same model, options, shapes, code and MindSpore starts again (a resume, "
+                                      "an msrun relaunch)"),
+    _o("compile_cache_dir", "str", "", "where compile_cache keeps its graphs (default: <ckpt_save_dir>/compile_cache;"
+                                       " one folder per distinct graph)"),
     # dataset
     _o("dataset", "str", "imagenet", "imagenet or imagefolder: both read data_dir/<split>/<class>/<images>"),
     _o("data_dir", "str", "./", "dataset root"),

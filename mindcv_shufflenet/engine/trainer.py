@@ -20,7 +20,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn
 
-from .. import runtime
+from .. import compile_cache, runtime
 from ..config import Config, ConfigError, save_config
 from ..data.datasets import TrainData, create_eval_dataset, create_train_dataset
 from ..data.folders import find_classes, skipped_summary, split_folder
@@ -148,6 +148,7 @@ def build_run(cfg: Config, log_to_stdout: bool = True) -> Run:
     console(f"{cfg.model}: {data.num_classes} classes, {data.first.images_per_epoch * dist.group_size} training "
             f"images, {data.steps_per_epoch} steps of {cfg.batch_size} x {dist.group_size} device(s) per epoch, "
             f"{device} {cfg.mode} mode, amp {cfg.amp_level}, {cfg.opt} lr {cfg.lr} ({cfg.scheduler}), output {run_dir}")
+    compile_cache.prepare_train_step(run)
     return run
 
 
