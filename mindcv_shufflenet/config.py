@@ -78,7 +78,10 @@ OPTIONS: List[Option] = [
     _o("train_split", "str", "train", "training subfolder of data_dir"),
     _o("val_split", "str", "val", "validation subfolder of data_dir"),
     _o("dataset_download", "bool", False, "MindCV's download switch; nothing is downloaded here"),
-    _o("num_parallel_workers", "int", 8, "data workers per process (clamped to the CPU count)"),
+    # MindCV's default is 8 whatever the machine; null follows the cores this process may use instead.
+    _o("num_parallel_workers", "int", None, "data workers per process; null: the cores this process may use "
+                                            "(os.sched_getaffinity, which msrun --bind_core narrows), shared with "
+                                            "the other ranks on the node", optional=True),
     _o("shuffle", "bool", True, "reshuffle the training set every epoch"),
     _o("num_samples", "int", None, "use only this many training images", optional=True),
     _o("batch_size", "int", 128, "images per device per step"),
@@ -489,13 +492,13 @@ def _check(c: Dict[str, Any], origin: Callable[[str], str] = lambda key: "given"
         raise ConfigError(f"model: {err}") from None
 
     positive_ints = ("batch_size", "epoch_size", "val_interval", "keep_checkpoint_max", "ckpt_save_interval",
-                     "image_resize", "num_parallel_workers", "gradient_accumulation_steps",
+                     "image_resize", "gradient_accumulation_steps",
                      "max_bad_steps", "re_max_attempts", "num_cycles")
     for key in positive_ints:
         _require(c[key] >= 1, f"{key} must be >= 1, got {c[key]}")
     for key in ("log_interval", "aug_repeats", "warmup_epochs", "decay_epochs"):
         _require(c[key] >= 0, f"{key} must be >= 0, got {c[key]}")
-    for key in ("num_classes", "num_samples", "num_threads"):
+    for key in ("num_classes", "num_samples", "num_threads", "num_parallel_workers"):
         _require(c[key] is None or c[key] >= 1, f"{key} must be >= 1, got {c[key]}")
     _require(c["lr"] > 0, f"lr must be > 0, got {c['lr']}")
     _require(c["min_lr"] >= 0, f"min_lr must be >= 0, got {c['min_lr']}")
