@@ -75,6 +75,10 @@ OPTIONS: List[Option] = [
     # dataset
     _o("dataset", "str", "imagenet", "imagenet or imagefolder: both read data_dir/<split>/<class>/<images>"),
     _o("data_dir", "str", "./", "dataset root"),
+    _o("synthetic_data", "bool", False, "time the train step alone: every step gets one fixed random batch of "
+                                        "batch_size images of image_resize pixels and num_classes classes (default "
+                                        "1000), num_samples // batch_size steps per epoch (default 100); no file "
+                                        "is read, no validation"),
     _o("train_split", "str", "train", "training subfolder of data_dir"),
     _o("val_split", "str", "val", "validation subfolder of data_dir"),
     _o("dataset_download", "bool", False, "MindCV's download switch; nothing is downloaded here"),
