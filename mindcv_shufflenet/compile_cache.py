@@ -187,11 +187,12 @@ def cache_enabled(folder: Path) -> Iterator[bool]:
             os.environ[ENV_PATH] = previous_path
 
 
-def cached_files(folder: Path, rank: int) -> Tuple[Path, Path]:
+def cached_files(folder: Path, rank: int, role: str = "") -> Tuple[Path, Path]:
     """Where MindSpore writes the train step's graph under ``folder``, and the hash of the files it checks
-    (written after the graph, once the graph was written whole)."""
+    (written after the graph, once the graph was written whole). In an msrun job MindSpore starts both names
+    with the process's cluster role (``MS_ROLE``, e.g. ``MS_WORKER``)."""
     graphs = Path(folder) / f"rank_{rank}" / "graph_cache"
-    return graphs / CACHE_FILE, graphs / DEPENDENCY_HASH_FILE
+    return graphs / (role + CACHE_FILE), graphs / (role + DEPENDENCY_HASH_FILE)
 
 
 def _stamp(path: Path) -> Optional[Tuple[int, int]]:
@@ -202,11 +203,11 @@ def _stamp(path: Path) -> Optional[Tuple[int, int]]:
     return stat.st_mtime_ns, stat.st_size
 
 
-def compile_cached(compile_fn: Callable[[], Any], folder: Path, rank: int) -> Tuple[str, float]:
+def compile_cached(compile_fn: Callable[[], Any], folder: Path, rank: int, role: str = "") -> Tuple[str, float]:
     """Run ``compile_fn`` with the cache on in ``folder``; return what happened and the seconds it took:
     "loaded" (the saved graph was reused), "saved" (compiled and written), "unsaved" (compiled; MindSpore
     could not write it, a full disk say) or "unused" (compiled without the cache: see :func:`cache_enabled`)."""
-    graph, dependency_hash = cached_files(folder, rank)
+    graph, dependency_hash = cached_files(folder, rank, role)
     before = _stamp(graph), _stamp(dependency_hash)
     start = time.perf_counter()
     with cache_enabled(folder) as active:
@@ -301,7 +302,8 @@ def prepare_train_step(run) -> None:
         run.console(f"compile cache of the sunk train step: {folder}")
         return
     inputs = step_inputs(run_key_fields(run)["inputs"])
-    outcome, seconds = compile_cached(lambda: run.step_cell.compile(*inputs), folder, run.dist.rank)
+    role = os.environ.get("MS_ROLE", "") if run.dist.distributed else ""  # MindSpore's cluster role, once joined
+    outcome, seconds = compile_cached(lambda: run.step_cell.compile(*inputs), folder, run.dist.rank, role)
     run.console("train step " + OUTCOMES[outcome].format(seconds=seconds, folder=folder))
 
 

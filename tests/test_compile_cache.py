@@ -220,3 +220,35 @@ def test_a_run_with_another_batch_compiles_its_own_graph_with_the_uncached_resul
     assert uncached.returncode == 0, uncached.stderr[-3000:]
     assert _losses(tmp_path / "b16") == _losses(tmp_path / "b16-uncached")
     _same_weights(tmp_path / "b16-uncached", tmp_path / "b16")
+
+
+@pytest.mark.slow
+def test_a_relaunched_msrun_job_loads_each_ranks_cached_step(images, tmp_path):
+    msrun = shutil.which("msrun", path=str(Path(PYTHON).parent))
+    assert msrun, "msrun comes with mindspore"
+    from conftest import free_port
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def launch(logs, extra_env=None):
+        cmd = [msrun, "--worker_num", "2", "--local_worker_num", "2", "--master_addr", "127.0.0.1", "--master_port",
+               str(free_port()), "--log_dir", str(tmp_path / logs), "--join", "True", "python",
+               str(ROOT / "train.py"), *RUN, "--data_dir", str(images), "--ckpt_save_dir", str(out),
+               "--distribute", "True", "--resume", "auto"]
+        proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                              env={**env, **(extra_env or {})})
+        return proc, (tmp_path / logs / "worker_0.log").read_text()
+
+    failed, rank0 = launch("logs1", {FAIL_ENV: "0:2"})  # 32 images per rank: epoch 2's step
+    assert failed.returncode != 0 and "injected failure" in rank0
+    assert "saved to the compile cache" in rank0
+    graphs = sorted(out.glob("compile_cache/*/rank_*/graph_cache/MS_WORKERcompile_cache_0.mindir"))
+    assert [g.parts[-3] for g in graphs] == ["rank_0", "rank_1"] and graphs[0].parents[2] == graphs[1].parents[2]
+    stamps = [g.stat().st_mtime_ns for g in graphs]
+
+    resumed, rank0 = launch("logs2")
+    assert resumed.returncode == 0, rank0[-3000:]
+    assert "resumed from" in rank0 and "train step loaded from the compile cache" in rank0
+    assert "parameters identical on all 2 ranks" in rank0
+    assert [g.stat().st_mtime_ns for g in graphs] == stamps  # both ranks read their graph, neither rewrote it
