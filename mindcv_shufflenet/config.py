@@ -67,13 +67,25 @@ OPTIONS: List[Option] = [
     _o("seed", "int", 42, "seeds Python, NumPy, MindSpore and the data pipeline"),
     _o("num_threads", "int", None, "CPU kernel threads (default: MindSpore's)", optional=True),
     _o("plot", "bool", True, "write a PNG of the loss, accuracy and LR curves at the end"),
+    _o("compile_cache", "bool", True, "graph mode: save the compiled train step, and reuse it when a run with the "
+                                      "same model, options, shapes, code and MindSpore starts again (a resume, "
+                                      "an msrun relaunch)"),
+    _o("compile_cache_dir", "str", "", "where compile_cache keeps its graphs (default: <ckpt_save_dir>/compile_cache;"
+                                       " one folder per distinct graph)"),
     # dataset
     _o("dataset", "str", "imagenet", "imagenet or imagefolder: both read data_dir/<split>/<class>/<images>"),
     _o("data_dir", "str", "./", "dataset root"),
+    _o("synthetic_data", "bool", False, "time the train step alone: every step gets one fixed random batch of "
+                                        "batch_size images of image_resize pixels and num_classes classes (default "
+                                        "1000), num_samples // batch_size steps per epoch (default 100); no file "
+                                        "is read, no validation"),
     _o("train_split", "str", "train", "training subfolder of data_dir"),
     _o("val_split", "str", "val", "validation subfolder of data_dir"),
     _o("dataset_download", "bool", False, "MindCV's download switch; nothing is downloaded here"),
-    _o("num_parallel_workers", "int", 8, "data workers per process (clamped to the CPU count)"),
+    # MindCV's default is 8 whatever the machine; null follows the cores this process may use instead.
+    _o("num_parallel_workers", "int", None, "data workers per process; null: the cores this process may use "
+                                            "(os.sched_getaffinity, which msrun --bind_core narrows), shared with "
+                                            "the other ranks on the node", optional=True),
     _o("shuffle", "bool", True, "reshuffle the training set every epoch"),
     _o("num_samples", "int", None, "use only this many training images", optional=True),
     _o("batch_size", "int", 128, "images per device per step"),
@@ -500,13 +512,13 @@ def _check(c: Dict[str, Any], origin: Callable[[str], str] = lambda key: "given"
         raise ConfigError(f"model: {err}") from None
 
     positive_ints = ("batch_size", "epoch_size", "val_interval", "keep_checkpoint_max", "ckpt_save_interval",
-                     "image_resize", "num_parallel_workers", "gradient_accumulation_steps",
+                     "image_resize", "gradient_accumulation_steps",
                      "max_bad_steps", "re_max_attempts", "num_cycles")
     for key in positive_ints:
         _require(c[key] >= 1, f"{key} must be >= 1, got {c[key]}")
     for key in ("log_interval", "aug_repeats", "warmup_epochs", "decay_epochs"):
         _require(c[key] >= 0, f"{key} must be >= 0, got {c[key]}")
-    for key in ("num_classes", "num_samples", "num_threads"):
+    for key in ("num_classes", "num_samples", "num_threads", "num_parallel_workers"):
         _require(c[key] is None or c[key] >= 1, f"{key} must be >= 1, got {c[key]}")
     _require(c["lr"] > 0, f"lr must be > 0, got {c['lr']}")
     _require(c["min_lr"] >= 0, f"min_lr must be >= 0, got {c['min_lr']}")

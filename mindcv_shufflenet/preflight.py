@@ -185,7 +185,8 @@ def rank_main(argv: List[str]) -> int:
     overrides = dict(data_dir=args.data_dir, ckpt_save_dir=str(Path(args.result).parent / "run"),
                      device_target=args.device, distribute=args.workers > 1, epoch_size=1, val_while_train=False,
                      log_interval=0, plot=False, resume="", ckpt_path="", pretrained=False, warmup_epochs=0,
-                     decay_epochs=1, multi_step_decay_milestones=[1])
+                     decay_epochs=1, multi_step_decay_milestones=[1],
+                     compile_cache=False)  # the compile a new job pays, not a cached one
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
     if args.image_size:

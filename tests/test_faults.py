@@ -187,7 +187,9 @@ def test_a_full_disk_stops_the_run_with_a_clear_error_and_resume_continues(tmp_p
         out = disk / "run"
         args = [PYTHON, str(ROOT / "train.py"), "--config", DEMO, "--data_dir", str(_digits(tmp_path)),
                 "--num_samples", "128", "--epoch_size", "3", "--warmup_epochs", "0", "--decay_epochs", "3",
-                "--val_while_train", "false", "--ckpt_save_dir", str(out), "--resume", "auto"]
+                "--val_while_train", "false", "--ckpt_save_dir", str(out), "--resume", "auto",
+                # the compiled step (~2 MB) is kept off the small disk, whose budget is the checkpoints'
+                "--compile_cache_dir", str(tmp_path / "compile_cache")]
         proc = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
         # One training state is ~2.9 MB: epoch 1 fits in 4 MB, epoch 2 does not.
         assert proc.returncode == 1 and "Traceback" not in proc.stderr

@@ -1,6 +1,12 @@
 """Units of equal structure share one parsed graph in graph mode on the CPU, and a unit changed after it
 was built never runs a sibling's graph."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import mindspore as ms
@@ -11,7 +17,10 @@ from mindcv_shufflenet.kernels import cpu_ops
 from mindcv_shufflenet.models import graph_reuse
 from mindcv_shufflenet.models.fusion import fold_batchnorm
 from mindcv_shufflenet.models.graph_reuse import ReusedGraphUnit, structure_key
+from mindcv_shufflenet.models.weights import read_checkpoint
 from conftest import randomize, run_eval
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def units_of(net):
@@ -97,14 +106,58 @@ def test_a_network_with_one_unit_folded_gives_pynative_logits_in_graph_mode():
     np.testing.assert_allclose(graph, eager, rtol=1e-4, atol=1e-5)
 
 
-def test_graph_reuse_is_off_when_switched_off_and_on_other_devices(monkeypatch):
+def test_graph_reuse_is_on_for_cpu_and_ascend_and_off_when_switched_off_or_on_gpu(monkeypatch):
     assert graph_reuse.graph_reuse_enabled()
-    assert hasattr(FlagBlock(2), "cell_init_args")
+    assert hasattr(FlagBlock(2), "cell_init_args") and FlagBlock(2).no_inline is False  # policy "front"
 
     monkeypatch.setenv(graph_reuse.ENV_GRAPH_REUSE, "off")
     assert not hasattr(FlagBlock(2), "cell_init_args")
 
     monkeypatch.delenv(graph_reuse.ENV_GRAPH_REUSE)
-    monkeypatch.setattr(ms, "get_context", lambda key: "Ascend" if key == "device_target" else None)
+    device = {"device_target": "Ascend"}
+    monkeypatch.setattr(ms, "get_context", lambda key: device.get(key))
+    assert graph_reuse.graph_reuse_enabled() and hasattr(FlagBlock(2), "cell_init_args")
+    device["device_target"] = "GPU"
     assert not graph_reuse.graph_reuse_enabled()
     assert not hasattr(FlagBlock(2), "cell_init_args")
+
+
+# The Ascend recipe's step (amp O3, a fixed loss scale of 1024, jit level O0) trained for two steps on the CPU.
+ASCEND_STEP = ["--config", str(ROOT / "configs" / "shufflenetv2" / "shufflenet_v2_x0_5_ascend.yaml"),
+               "--device_target", "CPU", "--jit_level", "O0", "--distribute", "false", "--dataset_sink_mode", "false",
+               "--synthetic_data", "true", "--num_classes", "10", "--batch_size", "2", "--image_resize", "32",
+               "--num_samples", "4", "--epoch_size", "1", "--warmup_epochs", "0", "--val_while_train", "false",
+               "--compile_cache", "false", "--plot", "false", "--log_interval", "1"]
+
+
+def _train_ascend_step(out, reuse, save_graphs=None):
+    env = {**os.environ, graph_reuse.ENV_GRAPH_REUSE: "on" if reuse else "off"}
+    if save_graphs:
+        env.update(MS_DEV_SAVE_GRAPHS="1", MS_DEV_SAVE_GRAPHS_PATH=str(save_graphs))
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *ASCEND_STEP, "--ckpt_save_dir", str(out)],
+                          capture_output=True, text=True, timeout=900, env=env, cwd=out.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line)["train_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_the_ascend_step_reuses_graphs_in_the_front_end_only_and_trains_as_without(tmp_path):
+    """What makes the reuse safe on Ascend, checked on the CPU with the Ascend recipe's step: the shared graphs
+    are marked inline (not cell reuse), none is left after the front end's passes (the back end gets one flat
+    graph, as without reuse), and the losses and weights equal a run without reuse."""
+    irs = tmp_path / "irs"
+    with_reuse = _train_ascend_step(tmp_path / "reuse", True, save_graphs=irs)
+    reusing = sorted(irs.glob("*_graph_reusing_*.ir"))
+    shared = [path for path in reusing if "subgraph instance: CR_" in path.read_text()]
+    assert shared, "no graph was shared: the units did not reuse"
+    for path in shared:
+        text = path.read_text()
+        assert "no_inline: 0" in text and "cell_reuse" not in text
+    validated = sorted(irs.glob("*_validate_*.ir"))
+    assert validated and not any("CR_" in path.read_text() for path in validated)
+
+    without = _train_ascend_step(tmp_path / "plain", False)
+    assert with_reuse == without
+    model = "shufflenet_v2_x0_5"
+    a, b = (read_checkpoint(tmp_path / run / f"{model}-last.ckpt") for run in ("reuse", "plain"))
+    assert set(a) == set(b) and all(np.array_equal(a[name], b[name]) for name in a)

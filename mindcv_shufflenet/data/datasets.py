@@ -5,7 +5,6 @@ epoch depends only on (seed, epoch, shard) (:func:`create_train_dataset`), and M
 from __future__ import annotations
 
 import logging
-import os
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from .checks import check_int, check_shards
 from .folders import ImageListing, ScanShare, list_images, skipped_summary, split_folder
 from .sampling import EpochsSampler, pipeline_seed, set_dataset_seed, train_sample_indices
 from .transforms import check_augment, check_mean_std, eval_transforms, train_transforms
+from .workers import resolve_workers
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,6 @@ def _share(shard_id: int, num_shards: int, all_reduce: Optional[Callable]) -> Op
     return ScanShare(shard_id, num_shards, all_reduce) if all_reduce is not None and num_shards > 1 else None
 
 
-def _workers(num_parallel_workers: Optional[int]) -> int:
-    # MindSpore rejects more workers than cores.
-    cores = os.cpu_count() or 1
-    return max(1, min(int(num_parallel_workers or cores), cores))
-
-
 def _check_num_classes(listing: ImageListing, num_classes: Optional[int], option: str) -> int:
     if num_classes is None:
         return len(listing.classes)
@@ -102,7 +96,7 @@ def create_eval_dataset(data_dir: str, split: str = "val", batch_size: int = 64,
     mean, std = check_mean_std(mean, std)
     listing = list_images(folder, require_every_class=False, share=_share(shard_id, num_shards, scan_all_reduce))
     _check_num_classes(listing, num_classes, "--val_split")
-    workers = _workers(num_parallel_workers)
+    workers = resolve_workers(num_parallel_workers)
     _check_image_count(listing, workers)
     if listing.skipped and warn is not None:
         warn(skipped_summary(listing.skipped, folder))
@@ -182,7 +176,7 @@ def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int
     listing = list_images(split_folder(data_dir, split, "train_split"), require_every_class=True,
                           share=_share(shard_id, num_shards, scan_all_reduce))
     classes_out = _check_num_classes(listing, num_classes, "--train_split")
-    workers = _workers(num_parallel_workers)
+    workers = resolve_workers(num_parallel_workers)
     _check_image_count(listing, workers)
     # Sample positions among the readable images, mapped to ImageFolderDataset's positions.
     indices = listing.readable[train_sample_indices(len(listing.readable), epoch=epoch, seed=seed, num_shards=num_shards,

@@ -20,13 +20,13 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn
 
-from .. import npu, runtime
+from .. import compile_cache, npu, runtime
 from ..config import Config, ConfigError, save_config
 from ..data.datasets import TrainData, create_eval_dataset, create_train_dataset
 from ..data.folders import find_classes, skipped_summary, split_folder
 from ..models.registry import create_model
 from ..models.weights import checkpoint_record
-from . import faults
+from . import faults, synthetic
 from .checkpoint import (CheckpointManager, ResumeState, find_resume_checkpoint, load_training_state,
                          remove_partial_files)
 from .distributed import average_batchnorm_statistics, make_all_reduce, parameters_agree
@@ -154,6 +154,7 @@ def build_run(cfg: Config, log_to_stdout: bool = True) -> Run:
     console(f"{cfg.model}: {data.num_classes} classes, {data.first.images_per_epoch * dist.group_size} training "
             f"images, {data.steps_per_epoch} steps of {cfg.batch_size} x {dist.group_size} device(s) per epoch, "
             f"{device} {cfg.mode} mode, amp {cfg.amp_level}, {cfg.opt} lr {cfg.lr} ({cfg.scheduler}), output {run_dir}")
+    compile_cache.prepare_train_step(run)
     return run
 
 
@@ -204,6 +205,8 @@ def _train_dataset_options(cfg: Config, dist: runtime.DistInfo, num_classes: int
 def _build_data(cfg: Config, dist: runtime.DistInfo, console: Console, run_dir: Path,
                 all_reduce: Optional[Callable]) -> TrainingData:
     """List the data once (under msrun each rank checks its share of the files), and build epoch 1."""
+    if cfg.synthetic_data:
+        return synthetic.training_data(cfg, dist, console)
     classes = find_classes(split_folder(cfg.data_dir, cfg.train_split, "train_split"))
     num_classes = cfg.num_classes or len(classes)
     if cfg.val_while_train:

@@ -1,4 +1,4 @@
-"""One parsed graph per distinct unit structure: a shorter graph compile on the CPU, safe against units
+"""One parsed graph per distinct unit structure: a shorter graph compile, safe against units
 changed after they were built.
 
 A ShuffleNet repeats the same unit many times (V2 1.0x: 16 units of 6 distinct structures). MindSpore's
@@ -11,8 +11,12 @@ from what the unit holds then: every sub-cell's class, its plain attributes (fla
 train/eval state), its primitives' attributes and its parameters' shapes and dtypes. A value it cannot
 describe (a hook function, say) is keyed by its identity: that unit then gets a graph of its own.
 
-Used on the CPU only: on other devices MindSpore treats the key as a request for its back-end cell
-reuse, which this project cannot test here (``MINDCV_SHUFFLENET_GRAPH_REUSE=off`` turns it off on the CPU).
+Used on the CPU and on Ascend (``MINDCV_SHUFFLENET_GRAPH_REUSE=off`` turns it off). The reuse is the front
+end's alone: a unit sets ``no_inline = False`` (lazy_inline's policy "front"), so MindSpore 2.10 marks the
+shared graph "inline" and not "cell reuse", inlines it during the front end's passes, and the back end
+compiles one flat graph, as without reuse. MindSpore's Ascend-only back-end cell reuse (lazy_inline's
+default policy) is never engaged. docs/speed-compile-and-input.md has the evidence; GPU is left out,
+untested.
 """
 
 from __future__ import annotations
@@ -37,11 +41,16 @@ _BOOKKEEPING = {"_create_time", "_compile_cache", "_cells", "_params", "_params_
                 "_jit_graph_name", "_compiled", "_phase_cache", "_exist_objs", "_exist_names", "_reuse_graph"}
 
 
+# The devices whose compile this reuse was checked for (see the module's docstring).
+REUSE_DEVICES = ("CPU", "Ascend")
+
+
 def graph_reuse_enabled() -> bool:
-    """Whether units built now share parsed graphs: on the CPU, unless the environment switch is off."""
+    """Whether units built now share parsed graphs: on the CPU and Ascend, unless the environment switch is
+    off."""
     if os.environ.get(ENV_GRAPH_REUSE, "on").strip().lower() in ("0", "off", "false", "no"):
         return False
-    return ms.get_context("device_target") == "CPU"
+    return ms.get_context("device_target") in REUSE_DEVICES
 
 
 def _value_key(value: Any, children: Dict[int, str]) -> str:
@@ -93,7 +102,7 @@ def structure_key(cell: nn.Cell) -> str:
 
 
 class ReusedGraphUnit(nn.Cell):
-    """A repeated unit of a network: in graph mode on the CPU, units of equal structure share one parsed
+    """A repeated unit of a network: in graph mode (CPU, Ascend), units of equal structure share one parsed
     graph (see the module's docstring). Subclasses call ``super().__init__()`` first, as for any Cell."""
 
     def __init__(self) -> None:
