@@ -138,6 +138,8 @@ def build_run(cfg: Config, log_to_stdout: bool = True) -> Run:
         for name in remove_partial_files(run_dir):
             console(f"removed {name}, a file an interrupted save left behind")
     state = _restore(cfg, step_cell, manager, data.updates_per_epoch, console)
+    if all_reduce is not None and (cfg.resume or (cfg.ckpt_path and cfg.resume_opt)):
+        _check_ranks_resume_together(state, dist, step_cell, all_reduce, run_dir)
     metrics = None
     if dist.is_main:
         metrics = MetricsFile(run_dir / "metrics.jsonl", resume_epoch=state.epoch if state.path else None)
@@ -331,6 +333,22 @@ def _restore(cfg: Config, step_cell: TrainStep, manager: CheckpointManager, upda
     if state.epoch >= cfg.epoch_size:
         console(f"nothing to do: {state.epoch} epochs done, epoch_size is {cfg.epoch_size}")
     return state
+
+
+def _check_ranks_resume_together(state: ResumeState, dist: runtime.DistInfo, step_cell: TrainStep,
+                                 all_reduce: Callable[[np.ndarray], np.ndarray], run_dir: Path) -> None:
+    """Every rank reads ckpt_save_dir on its own node: a node that cannot see node 0's checkpoints would start
+    from elsewhere (and fail an epoch later on parameters that differ). Refuse at once, on every rank."""
+    epochs = np.zeros(dist.group_size)
+    epochs[dist.rank] = state.epoch
+    epochs = all_reduce(epochs)
+    same = bool(np.all(epochs == epochs[0])) and parameters_agree(step_cell, all_reduce, dist.group_size)
+    if all_reduce(np.array([0.0 if same else 1.0]))[0] == 0:
+        return
+    read = state.path or f"no checkpoint in {run_dir}"
+    raise ConfigError(f"the ranks do not resume from the same checkpoint (epochs done per rank: "
+                      f"{[int(e) for e in epochs]}; rank {dist.rank} read {read}): every node must see node 0's "
+                      f"ckpt_save_dir at the same path (a shared filesystem, or a copy of node 0's folder)")
 
 
 def _resume_path(cfg: Config, manager: CheckpointManager, console: Callable[[str], None]) -> Optional[str]:
