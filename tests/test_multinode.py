@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pytest
 
+from mindcv_shufflenet.engine.faults import SLOW_SAVE_ENV
 from mindcv_shufflenet.models.weights import read_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -168,8 +169,8 @@ class TwoNodeJob:
         return None
 
 
-def _wait_for(path_glob: Tuple[Path, str], job: TwoNodeJob, timeout: float = 240) -> Path:
-    folder, pattern = path_glob
+def _wait_for(folder: Path, pattern: str, job: TwoNodeJob, timeout: float = 240) -> Path:
+    """The first file matching ``pattern`` in ``folder``, once the running job has written it."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         found = sorted(folder.glob(pattern)) if folder.exists() else []
@@ -226,7 +227,7 @@ def test_killing_node_1s_worker_ends_the_job_on_node_0_with_a_clear_error(nodes,
     run = tmp_path / "run"
     job = TwoNodeJob(nodes, tmp_path, [*TINY, "--epoch_size", "500", "--decay_epochs", "500", "--val_while_train",
                                        "false", "--data_dir", str(images), "--ckpt_save_dir", str(run)])
-    _wait_for((run, f"{MODEL}-1_4.ckpt"), job)  # training is under way on both nodes
+    _wait_for(run, f"{MODEL}-1_4.ckpt", job)  # training is under way on both nodes
     victim = job.worker_pid(1)
     assert victim, "no worker process found in node 1's namespace"
     os.kill(victim, signal.SIGKILL)
@@ -244,9 +245,9 @@ def test_resume_auto_on_both_nodes_continues_to_the_uninterrupted_weights(uninte
     # Both nodes see one checkpoint folder at the same path, as on a shared filesystem.
     run = tmp_path / "run"
     args = [*TINY, "--data_dir", str(images), "--ckpt_save_dir", str(run), "--resume", "auto"]
-    # Each save waits 2 s before its final rename, so the job is surely still running when epoch 2's file appears.
-    job = TwoNodeJob(nodes, tmp_path / "first", args, env={"MINDCV_SHUFFLENET_TEST_SLOW_SAVE": "2"})
-    _wait_for((run, f"{MODEL}-2_4.ckpt"), job)
+    # Each save waits 1 s before its final rename, so the job is surely still running when epoch 2's file appears.
+    job = TwoNodeJob(nodes, tmp_path / "first", args, env={SLOW_SAVE_ENV: "1"})
+    _wait_for(run, f"{MODEL}-2_4.ckpt", job)
     job.kill()  # both machines lose power
     assert not (run / f"{MODEL}-3_4.ckpt").exists()
 
