@@ -251,11 +251,11 @@ FEATURE_OUTPUT_PREFIX = "feature_"  # export.py names a features_only network's 
 def refuse_feature_extractor(path: Path, info: ExportInfo, output_names: Sequence[str]) -> None:
     """A ValueError (one line) for a file exported from a ``features_only`` network: it has no classifier,
     so it cannot be validated or classify images."""
-    maps = [name for name in output_names if name.startswith(FEATURE_OUTPUT_PREFIX)]
+    maps = [name[len(FEATURE_OUTPUT_PREFIX):] for name in output_names if name.startswith(FEATURE_OUTPUT_PREFIX)]
+    maps = [int(index) for index in maps if index.isdigit()]
     if info.out_indices is None and not maps:
         return
-    indices = list(info.out_indices) if info.out_indices is not None else [int(name[len(FEATURE_OUTPUT_PREFIX):])
-                                                                           for name in maps]
+    indices = list(info.out_indices) if info.out_indices is not None else maps
     raise ValueError(f"{path} is a feature extractor (exported with --features_only, out_indices {indices}), not a "
                      f"classifier: validate.py and infer.py need a file exported without --features_only")
 

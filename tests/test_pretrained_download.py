@@ -185,3 +185,11 @@ def test_a_bad_environment_setting_is_refused(tmp_path, monkeypatch, weights):
     monkeypatch.setenv("MINDCV_SHUFFLENET_HOME", str(tmp_path))
     with pytest.raises(ValueError, match=f"{ENV_DOWNLOAD}='yes please' is not understood"):
         create_model(MODEL, pretrained=True)
+
+
+def test_only_http_urls_are_fetched(tmp_path, weights):
+    _, prefix, _ = weights
+    with pytest.raises(DownloadError, match=f"only http:// and https:// URLs are fetched; for a local file, copy it "
+                                            f"to {tmp_path / 'w.ckpt'}"):
+        download_file(f"file://{tmp_path}/elsewhere.ckpt", tmp_path / "w.ckpt", prefix, progress=False)
+    assert list(tmp_path.iterdir()) == []

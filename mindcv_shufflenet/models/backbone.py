@@ -54,8 +54,8 @@ class FeatureInfo:
     """The feature maps a network outputs, in output order, as timm's ``FeatureInfo`` describes them.
 
     ``channels()``, ``reduction()`` and ``module_name()`` list them for the chosen ``out_indices``; given a
-    feature index they describe that map. Iterating gives one dict per output (``num_chs``, ``reduction``,
-    ``module``, ``index``); ``stages`` holds every map the network has.
+    feature index they describe that map. Iterating (and ``info[i]``, the i-th output) gives one dict per
+    output (``num_chs``, ``reduction``, ``module``, ``index``); ``stages`` holds every map the network has.
     """
 
     def __init__(self, stages: Sequence[StageInfo], out_indices: Optional[Sequence[int]] = None,

@@ -143,6 +143,9 @@ def download_file(url: str, dest: str | os.PathLike, sha256_prefix: str, progres
             to resume from), or content with another hash (``dest.part`` is removed).
     """
     dest = Path(dest)
+    if not url.startswith(("http://", "https://")):
+        raise DownloadError(f"cannot download {url}: only http:// and https:// URLs are fetched; for a local file, "
+                            f"copy it to {dest}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     with _exclusive(dest.with_name(dest.name + ".lock")):
@@ -209,7 +212,7 @@ def _open(url: str, offset: int):
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        return urllib.request.urlopen(request, timeout=TIMEOUT)  # noqa: S310 (http/https URLs only, checked above)
+        return urllib.request.urlopen(request, timeout=TIMEOUT)  # noqa: S310 (http/https only: download_file)
     except urllib.error.HTTPError as err:
         if offset and err.code == 416:
             return None
