@@ -462,3 +462,17 @@ def test_infer_writes_the_pooled_features_of_each_image_as_npy(tmp_path):
 
     refused = run("infer.py", "--ckpt_path", ckpt, tmp_path / "a.png", "--features", tmp_path / "emb.txt")
     assert_one_line_error(refused, "--features writes a NumPy file: give it a name ending in .npy")
+
+
+def test_export_refuses_out_indices_without_features_only_and_int8_backbones():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("export_command", ROOT / "export.py")
+    export_command = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export_command)
+    base = ["--model", "shufflenet_v2_x0_5", "--ckpt_path", "w.ckpt"]
+    with pytest.raises(ValueError, match="--out_indices chooses the feature maps of --features_only: add --features_only"):
+        export_command.parse_args(base + ["--out_indices", "1,2"])
+    with pytest.raises(ValueError, match=r"--quantize int8 compares the INT8 file's logits .* \(drop --features_only\)"):
+        export_command.parse_args(base + ["--features_only", "--quantize", "int8", "--calib_dir", "images"])
+    assert export_command.parse_args(base + ["--features_only", "--out_indices", "3,1"]).out_indices == [3, 1]
