@@ -6,7 +6,11 @@
     python export.py --config configs/demo/shufflenet_v2_digits_cpu.yaml --ckpt_path run/...-best.ckpt \\
         --quantize int8 --calib_dir data/digits/train          # INT8 ONNX, static post-training quantization
 
-The ONNX graph's input is named "image" and its output "logits".
+The ONNX graph's input is named "image" and its output "logits". With --features_only the file is a
+backbone: one output per feature map that --out_indices chooses (default: every index the model has),
+named feature_<index>; validate.py and infer.py refuse such a file.
+
+    python export.py --model shufflenet_v2_x1_0 --pretrained --features_only --out_indices 1,2,3 --file_format ONNX
 
 BatchNorm is folded into the convolutions. The exported file is run once on a random batch (MindIR
 reloaded in MindSpore, ONNX in onnxruntime when installed) and compared with the network. The file records
@@ -22,7 +26,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import runtime
@@ -30,9 +34,16 @@ from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_model_arguments, e
                                    model_from_arguments, resolve_model_arguments)
 from mindcv_shufflenet.constants import INTERPOLATIONS
 from mindcv_shufflenet.deploy import ExportInfo
-from mindcv_shufflenet.export import FORMATS, ExportResult, export_model
+from mindcv_shufflenet.export import FORMATS, ExportResult, export_model, output_names
 from mindcv_shufflenet.inference import resolve_class_names
 from mindcv_shufflenet.models.metadata import Preprocessing
+
+
+def _indices(text: str) -> List[int]:
+    try:
+        return [int(v) for v in text.strip("[]()").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected feature indices separated by commas, got {text!r}") from None
 
 
 def _floats(text: str) -> List[float]:
@@ -56,6 +67,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=None, help="fixed batch size (default: dynamic)")
     p.add_argument("--no_fold_bn", action="store_true", help="keep the BatchNorm layers")
     p.add_argument("--no_check", action="store_true", help="do not run the exported file to compare")
+    p.add_argument("--features_only", action="store_true",
+                   help="export the backbone: one output per feature map (see --out_indices), no classifier")
+    p.add_argument("--out_indices", type=_indices, default=None,
+                   help="with --features_only: feature indices, e.g. 1,2,3 (strides 8/16/32); 0 is stride 4, 4 the "
+                        "final conv (default: every index the model has)")
     p.add_argument("--quantize", default=None, choices=["int8"],
                    help="write an INT8 ONNX file (static post-training quantization, QDQ, per-channel weights)")
     p.add_argument("--calib_dir", default=None, help="with --quantize: folder of calibration images (recursive)")
@@ -70,6 +86,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def _check_format(args: argparse.Namespace) -> argparse.Namespace:
     """The file format, and refusal of option combinations that cannot work."""
+    if args.out_indices is not None and not args.features_only:
+        raise ValueError("--out_indices chooses the feature maps of --features_only: add --features_only")
+    if args.features_only and args.quantize:
+        raise ValueError("--quantize int8 compares the INT8 file's logits with the float one's: export a classifier "
+                         "(drop --features_only)")
     if args.quantize:
         _check_quantize_args(args)
     else:
@@ -117,8 +138,12 @@ def _preprocessing(args: argparse.Namespace) -> Preprocessing:
 
 
 def export_info(args: argparse.Namespace, pre: Preprocessing, num_classes: int,
-                recorded_names: Optional[List[str]]) -> ExportInfo:
-    """What the file records: the model, its classes and the preprocessing its input needs."""
+                recorded_names: Optional[List[str]], out_indices: Optional[Sequence[int]] = None) -> ExportInfo:
+    """What the file records: the model, its classes (or feature indices) and the preprocessing its input needs."""
+    if args.features_only:
+        return ExportInfo(model=args.model, image_size=pre.input_size, mean=tuple(pre.mean), std=tuple(pre.std),
+                          crop_pct=pre.crop_pct, interpolation=pre.interpolation, channel_order=pre.channel_order,
+                          out_indices=tuple(out_indices))
     names, origin = resolve_class_names(num_classes, None, recorded_names, args.ckpt_path)
     keep_names = origin not in ("ImageNet",) and not origin.startswith("class indices")
     return ExportInfo(model=args.model, num_classes=num_classes, image_size=pre.input_size, mean=tuple(pre.mean),
@@ -133,24 +158,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     calibration = _calibration(args, pre) if args.quantize else None
     runtime.init_runtime(device=device, mode="graph")
     net, recorded_names = model_from_arguments(args)
-    info = export_info(args, pre, net.num_classes, recorded_names)
+    info = export_info(args, pre, net.num_classes, recorded_names, getattr(net, "out_indices", None))
     if calibration is None:
         result = export_model(net, args.file_name or args.model, args.file_format, pre.input_size, args.batch_size,
                               fold_bn=not args.no_fold_bn, check=not args.no_check, info=info)
-        print(_summary(args, pre, result, net.num_classes))
+        print(_summary(args, pre, result, net))
         return 0
     return _export_int8(args, pre, net, info, calibration)
 
 
-def _summary(args: argparse.Namespace, pre: Preprocessing, result: ExportResult, num_classes: int) -> str:
+def _summary(args: argparse.Namespace, pre: Preprocessing, result: ExportResult, net) -> str:
     batch = args.batch_size or "batch"
     checked = (f"{result.checked_with} vs the network: max abs diff {result.max_abs_diff:.1e}"
                if result.max_abs_diff is not None else result.checked_with)
     recorded = "" if result.info_recorded or result.file_format == "AIR" else (
         "; model name and preprocessing not recorded in the file (pip install onnx to record them)")
+    if args.features_only:
+        maps = ", ".join(f"{name} [{batch}, {s['num_chs']}, {pre.input_size // s['reduction']}, "
+                         f"{pre.input_size // s['reduction']}]" for name, s in zip(output_names(net), net.feature_info))
+        outputs = f"outputs {maps}"
+    else:
+        outputs = f"output [{batch}, {net.num_classes}] logits"
     return (f"{result.path}: input float32 [{batch}, 3, {pre.input_size}, {pre.input_size}] ({pre.describe()}), "
-            f"output [{batch}, {num_classes}] logits; {result.folded_batchnorms} BatchNorms folded; "
-            f"{checked}{recorded}")
+            f"{outputs}; {result.folded_batchnorms} BatchNorms folded; {checked}{recorded}")
 
 
 def _calibration(args: argparse.Namespace, pre: Preprocessing):

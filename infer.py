@@ -13,6 +13,12 @@ else those recorded in the checkpoint, else a classes.txt beside it, else ImageN
 class indices. The number of classes is read from the checkpoint.
 With --model_file, the model name, classes, class names and preprocessing (image size, crop_pct,
 interpolation, mean/std, channel order) come from what export.py recorded in the file, unless given here.
+
+    python infer.py --model shufflenet_v2_x1_0 --ckpt_path w.ckpt photos/ --features photos.npy
+
+--features also writes each image's pooled features (what the classifier reads: ``forward_head(...,
+pre_logits=True)``, e.g. 1024 values for ShuffleNetV2) as one float32 [images, features] .npy file, one row
+per image in the order the predictions are printed.
 """
 
 from __future__ import annotations
@@ -27,11 +33,13 @@ import numpy as np
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import runtime
 from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_fold_argument, add_model_arguments, eval_preprocessing,
-                                   exported_preprocessing, model_from_arguments, resolve_model_arguments)
+                                   exported_preprocessing, model_from_arguments, refuse_feature_extractor_checkpoint,
+                                   resolve_model_arguments)
 from mindcv_shufflenet.constants import INTERPOLATIONS
 from mindcv_shufflenet.data.transforms import eval_transforms
 from mindcv_shufflenet.deploy import ExportedModel, describe, load_exported, recorded_class_names
-from mindcv_shufflenet.inference import find_images, predict, resolve_class_names
+from mindcv_shufflenet.inference import (check_embeddings_path, find_images, predict, resolve_class_names,
+                                         save_embeddings)
 from mindcv_shufflenet.models import prepare_for_inference
 
 
@@ -50,7 +58,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--interpolation", default=None, choices=INTERPOLATIONS, help="default: recorded, else the model's")
     p.add_argument("--mode", default="graph", help="graph or pynative")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
-    return resolve_model_arguments(p.parse_args(argv))
+    p.add_argument("--features", default=None, metavar="FILE.npy",
+                   help="also write the images' pooled features (embeddings) here, one row per image in the order "
+                        "printed (needs a checkpoint, not --model_file)")
+    args = resolve_model_arguments(p.parse_args(argv))
+    if args.features:
+        if args.model_file:
+            raise ValueError("--features needs the network (--ckpt_path or --pretrained): an exported --model_file "
+                             "outputs logits only")
+        check_embeddings_path(args.features)
+    refuse_feature_extractor_checkpoint(args.ckpt_path, "infer.py")
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -77,7 +95,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                                         recorded_origin="the model file" if exported else "the checkpoint")
     if not args.json:
         print(f"{name}, {num_classes} classes (names: {origin}), {len(images)} image{'s' * (len(images) != 1)}")
-    for result in predict(net, images, transforms, args.batch_size, args.top_k):
+    embeddings = []
+    for result in predict(net, images, transforms, args.batch_size, args.top_k, embeddings=bool(args.features)):
+        if result.embedding is not None:
+            embeddings.append(result.embedding)
         if args.json:
             print(json.dumps({"image": str(result.path), "top_k": [
                 {"index": i, "label": names[i], "probability": round(p, 6)}
@@ -85,6 +106,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             print(f"{result.path}: " + ", ".join(f"{names[i]} {100 * p:.2f}%"
                                                  for i, p in zip(result.indices, result.probabilities)))
+    if args.features:
+        path = save_embeddings(args.features, embeddings)
+        print(f"features: {path} ({len(embeddings)} x {embeddings[0].shape[0]} float32, rows in the order above)",
+              file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -25,7 +25,8 @@ from typing import List, Optional, Tuple
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import create_model, runtime
-from mindcv_shufflenet.cli import PREPROCESSING_OPTIONS, add_fold_argument, eval_preprocessing, exported_preprocessing
+from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_fold_argument, eval_preprocessing, exported_preprocessing,
+                                   refuse_feature_extractor_checkpoint)
 from mindcv_shufflenet.config import Config, ConfigError, build_parser, load_config
 from mindcv_shufflenet.data import create_eval_dataset, find_classes
 from mindcv_shufflenet.data.folders import split_folder
@@ -75,6 +76,7 @@ def parse_config(argv: Optional[List[str]] = None) -> Tuple[Config, argparse.Nam
         raise ConfigError("give --ckpt_path FILE (or --pretrained for MindCV's released weights, or --model_file "
                           "for an exported model)")
     else:
+        refuse_feature_extractor_checkpoint(cfg.ckpt_path or None, "validate.py")
         # The preprocessing: what was given, else what the checkpoint records, else the model's (see cli.py).
         pre = eval_preprocessing(cfg.model, cfg.ckpt_path or None, given_pre)
     cfg = cfg.replace(**{k: v for k, v in EVAL_DEFAULTS.items() if k not in given},

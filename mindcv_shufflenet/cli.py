@@ -14,7 +14,7 @@ from mindspore import nn
 from .constants import POOL_PADDINGS
 from .models import create_model, list_models, model_info
 from .models.metadata import Preprocessing
-from .models.weights import checkpoint_classes, recorded_preprocessing
+from .models.weights import checkpoint_classes, recorded_features_only, recorded_preprocessing
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, verb: str, model_file: bool = False) -> None:
@@ -98,9 +98,18 @@ def model_from_arguments(args: argparse.Namespace) -> Tuple[nn.Cell, Optional[Li
     if args.ckpt_path:
         file_classes, recorded_names = checkpoint_classes(args.ckpt_path, ema=args.ema)
         num_classes = num_classes or file_classes
+    features = {"features_only": True, "out_indices": args.out_indices} if getattr(args, "features_only", False) else {}
     net = create_model(args.model, num_classes=num_classes or 1000, pretrained=args.pretrained,
-                       checkpoint_path=args.ckpt_path, ema=args.ema, pool_padding=args.pool_padding)
+                       checkpoint_path=args.ckpt_path, ema=args.ema, pool_padding=args.pool_padding, **features)
     return net, recorded_names
+
+
+def refuse_feature_extractor_checkpoint(ckpt_path: Optional[str], command: str) -> None:
+    """A one-line ValueError if ``ckpt_path`` holds a ``features_only`` network's weights (no classifier),
+    which ``command`` (validate.py, infer.py) cannot use."""
+    if ckpt_path and recorded_features_only(ckpt_path):
+        raise ValueError(f"{ckpt_path} holds a features_only network's weights (no classifier head): {command} "
+                         f"needs a classifier's checkpoint")
 
 
 # The evaluation preprocessing, by the names the command lines use for it -> Preprocessing's fields.

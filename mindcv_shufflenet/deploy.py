@@ -43,6 +43,7 @@ class ExportInfo:
     channel_order: Optional[str] = None  # "RGB" or "BGR": the order of mean / std and of the input's channels
     class_names: Optional[Tuple[str, ...]] = None
     quantization: Optional[str] = None  # e.g. "int8 static QDQ, per-channel weights, minmax calibration on 300 images"
+    out_indices: Optional[Tuple[int, ...]] = None  # a features_only network's feature indices (no classifier)
 
     def to_properties(self) -> Dict[str, str]:
         """``{"mindcv_shufflenet.<field>": JSON}`` for every field that is set."""
@@ -83,6 +84,10 @@ def _checked_value(name: str, value: Any) -> Any:
         return float(value)
     if name == "class_names":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(name)
+        return tuple(value)
+    if name == "out_indices":
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ValueError(name)
         return tuple(value)
     if not isinstance(value, str):
@@ -224,11 +229,12 @@ def _load_onnx(path: Path) -> ExportedModel:
         raise ValueError(f"{path} is not an ONNX model onnxruntime can load ({reason}): give a file written by "
                          f"export.py --file_format ONNX") from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
+    info = ExportInfo.from_properties(session.get_modelmeta().custom_metadata_map, path)
+    refuse_feature_extractor(path, info, [o.name for o in outputs])
     if len(inputs) != 1 or len(outputs) != 1 or inputs[0].type != "tensor(float)":
         raise ValueError(f"{path} is not an image classifier: expected one float32 input [batch, 3, H, W] and one "
                          f"output [batch, classes], got inputs {[(i.name, i.type) for i in inputs]} and "
                          f"{len(outputs)} output(s)")
-    info = ExportInfo.from_properties(session.get_modelmeta().custom_metadata_map, path)
     if int8_kernels_saturate(cpu_flags()):
         _warn_if_full_range_int8(path, info.quantization)
     input_name = inputs[0].name
@@ -237,6 +243,21 @@ def _load_onnx(path: Path) -> ExportedModel:
         return session.run(None, {input_name: x})[0]
 
     return _exported(path, "ONNX", inputs[0].shape, outputs[0].shape, info, run)
+
+
+FEATURE_OUTPUT_PREFIX = "feature_"  # export.py names a features_only network's outputs feature_<index>
+
+
+def refuse_feature_extractor(path: Path, info: ExportInfo, output_names: Sequence[str]) -> None:
+    """A ValueError (one line) for a file exported from a ``features_only`` network: it has no classifier,
+    so it cannot be validated or classify images."""
+    maps = [name[len(FEATURE_OUTPUT_PREFIX):] for name in output_names if name.startswith(FEATURE_OUTPUT_PREFIX)]
+    maps = [int(index) for index in maps if index.isdigit()]
+    if info.out_indices is None and not maps:
+        return
+    indices = list(info.out_indices) if info.out_indices is not None else maps
+    raise ValueError(f"{path} is a feature extractor (exported with --features_only, out_indices {indices}), not a "
+                     f"classifier: validate.py and infer.py need a file exported without --features_only")
 
 
 def cpu_flags() -> Optional[str]:
@@ -306,6 +327,10 @@ def _load_mindir(path: Path) -> ExportedModel:
     input_dims = [list(t.dims) for t in proto.graph.input[0].tensor]
     output_dims = [list(t.dims) for t in proto.graph.output[0].tensor] if len(proto.graph.output) else [[]]
     info = ExportInfo.from_properties(dict(proto.user_info), path)
+    refuse_feature_extractor(path, info, [])
+    if len(proto.graph.output) != 1 or len(proto.graph.output[0].tensor) != 1:  # a tuple has no tensor here
+        raise ValueError(f"{path} is not an image classifier: its output is not one [batch, classes] tensor (a feature "
+                         f"extractor?): validate.py and infer.py need a classifier exported with export.py")
     loaded: List[Any] = []
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -346,6 +371,9 @@ def _exported(path: Path, file_format: str, input_shape: Sequence[Any], output_s
         raise ValueError(f"{path} is not an image classifier: its input has shape {list(input_shape)}, expected "
                          f"[batch, 3, H, W] with fixed C, H, W")
     out = [_static(d) for d in output_shape]
+    if len(out) > 2:
+        raise ValueError(f"{path} is not an image classifier: its output has shape {list(output_shape)}, expected "
+                         f"[batch, classes] (a feature map: exported with features_only?)")
     num_classes = out[1] if len(out) == 2 and out[1] is not None else info.num_classes
     if info.num_classes is not None and num_classes != info.num_classes:
         raise ValueError(f"{path} outputs {num_classes} classes but records num_classes={info.num_classes}: "

@@ -1,7 +1,8 @@
 """Deployment: BatchNorm folded into the convolutions, and MindIR / ONNX / AIR files with a dynamic batch.
 
 The exported graph takes what the network takes: float32 [batch, 3, H, W], RGB normalized with
-ImageNet's mean/std (``data.transforms.eval_transforms``), and returns the logits [batch, classes].
+ImageNet's mean/std (``data.transforms.eval_transforms``), and returns the logits [batch, classes]; a
+``features_only`` network returns one output per feature map instead, named ``feature_<index>``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import mindspore as ms
 import numpy as np
@@ -23,6 +24,14 @@ from .models.fusion import fold_batchnorm
 FORMATS = ("MINDIR", "ONNX", "AIR")
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
+FEATURE_OUTPUT = "feature_{}"  # a features_only network's outputs, by feature index
+
+
+def output_names(net: nn.Cell) -> List[str]:
+    """The exported outputs' names: "logits", or ``feature_<index>`` per map of a ``features_only`` network."""
+    if getattr(net, "features_only", False):
+        return [FEATURE_OUTPUT.format(index) for index in net.out_indices]
+    return [OUTPUT_NAME]
 
 
 class PaddedPool(nn.Cell):
@@ -92,7 +101,7 @@ def export_model(net: nn.Cell, file_name: str | os.PathLike, file_format: str = 
         batch_size: a fixed batch; None (default) leaves the batch axis dynamic.
         fold_bn: fold BatchNorm into the convolutions first (:func:`fold_batchnorm`).
         check: run the exported file (MindIR reloaded in MindSpore, ONNX in onnxruntime if installed) on
-            a random batch and report the largest difference from the original network's logits.
+            a random batch and report the largest difference from the original network's outputs.
         info: what to record in the file about its input and output (``deploy.ExportInfo``: model name,
             classes, preprocessing): ONNX ``metadata_props`` (when the onnx package is installed), MindIR
             ``user_info``. Not recorded in AIR.
@@ -122,12 +131,12 @@ def export_model(net: nn.Cell, file_name: str | os.PathLike, file_format: str = 
     previous_mode = runtime.current_mode()
     runtime.set_mode("graph")
     try:
-        expected = net(ms.Tensor(probe)).asnumpy() if check else None
+        expected = _as_arrays(net(ms.Tensor(probe))) if check else None
         use_native_kernels(net)  # custom CPU operators have no MindIR / ONNX form
         folded = fold_batchnorm(net) if fold_bn else 0
         export_friendly_pools(net)
         spec = ms.Tensor(shape=[batch_size, in_channels, image_size, image_size], dtype=ms.float32)
-        recorded = _write(net, spec, path, file_format, batch_size, info)
+        recorded = _write(net, spec, path, file_format, batch_size, info, output_names(net))
         diff, checked_with = None, "not checked"
         if check:
             diff, checked_with = _check_export(path, file_format, probe, expected)
@@ -136,11 +145,34 @@ def export_model(net: nn.Cell, file_name: str | os.PathLike, file_format: str = 
     return ExportResult(path, file_format, folded, diff, checked_with, recorded)
 
 
+class SeparateOutputs(nn.Cell):
+    """``net`` with each output passed through an Identity. MindSpore's ONNX exporter renames the node that
+    computes a named graph output but not its other readers: a feature map that the next stage also reads
+    would leave the file referring to a node that no longer exists (onnxruntime: "Invalid model")."""
+
+    def __init__(self, net: nn.Cell) -> None:
+        super().__init__(auto_prefix=False)  # the initializers keep the network's parameter names
+        self.net = net
+        self.identity = ops.Identity()
+
+    def construct(self, x: ms.Tensor):
+        outputs = ()
+        for output in self.net(x):
+            outputs = outputs + (self.identity(output),)
+        return outputs
+
+
+def _as_arrays(outputs) -> List[np.ndarray]:
+    """The network's output(s) as a list of arrays (a ``features_only`` network gives a tuple of maps)."""
+    return [t.asnumpy() for t in outputs] if isinstance(outputs, (tuple, list)) else [outputs.asnumpy()]
+
+
 def _write(net: nn.Cell, spec: ms.Tensor, path: Path, file_format: str, batch_size: Optional[int],
-           info: Optional[ExportInfo]) -> bool:
+           info: Optional[ExportInfo], outputs: Sequence[str]) -> bool:
     """Write the file; returns whether ``info`` was recorded in it."""
     if file_format == "ONNX":
-        ms.onnx.export(net, spec, file_name=str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        target = SeparateOutputs(net) if len(outputs) > 1 else net
+        ms.onnx.export(target, spec, file_name=str(path), input_names=[INPUT_NAME], output_names=list(outputs),
                        dynamic_axes={} if batch_size else {INPUT_NAME: {0: "batch"}})
     elif file_format == "MINDIR" and info is not None:
         ms.export(net, spec, file_name=str(path.with_suffix("")), file_format=file_format,
@@ -154,18 +186,24 @@ def _write(net: nn.Cell, spec: ms.Tensor, path: Path, file_format: str, batch_si
     return write_onnx_info(path, info) if file_format == "ONNX" else True
 
 
+def _largest_difference(got: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> float:
+    if len(got) != len(expected):
+        raise ValueError(f"the exported file gives {len(got)} outputs, the network {len(expected)}")
+    return max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
+
+
 def _check_export(path: Path, file_format: str, probe: np.ndarray,
-                  expected: np.ndarray) -> Tuple[Optional[float], str]:
+                  expected: Sequence[np.ndarray]) -> Tuple[Optional[float], str]:
     if file_format == "MINDIR":
         graph = ms.nn.GraphCell(ms.load(str(path)))
-        got = graph(ms.Tensor(probe)).asnumpy()
-        return float(np.abs(got - expected).max()), "MindSpore (reloaded MindIR)"
+        got = _as_arrays(graph(ms.Tensor(probe)))
+        return _largest_difference(got, expected), "MindSpore (reloaded MindIR)"
     if file_format == "ONNX":
         try:
             import onnxruntime
         except ImportError:
             return None, "not checked (pip install onnxruntime to check)"
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: probe})[0]
-        return float(np.abs(got - expected).max()), "onnxruntime"
+        got = session.run(None, {session.get_inputs()[0].name: probe})
+        return _largest_difference(got, expected), "onnxruntime"
     return None, "not checked (AIR runs on Ascend's inference stack)"

@@ -134,6 +134,48 @@ class Prediction:
     path: Path
     indices: Tuple[int, ...]  # best first
     probabilities: Tuple[float, ...]
+    embedding: Optional[np.ndarray] = None  # the pooled features (``forward_head(..., pre_logits=True)``), if asked
+
+
+def logits_and_embeddings(net: "nn.Cell") -> "nn.Cell":
+    """A cell that returns ``(logits, embeddings)`` of a classifier in one pass: the embeddings are the pooled
+    features the classifier reads (``forward_head(forward_features(x), pre_logits=True)``, ``num_features``
+    wide)."""
+    from mindspore import nn
+
+    class LogitsAndEmbeddings(nn.Cell):
+        def __init__(self, classifier: nn.Cell) -> None:
+            super().__init__(auto_prefix=False)
+            self.net = classifier
+
+        def construct(self, x):
+            features = self.net.forward_features(x)
+            return self.net.forward_head(features), self.net.forward_head(features, pre_logits=True)
+
+    if not hasattr(net, "forward_head") or getattr(net, "features_only", False):
+        raise ValueError("embeddings need a classifier network with forward_features / forward_head (not an exported "
+                         "file or a features_only network)")
+    return LogitsAndEmbeddings(net)
+
+
+def save_embeddings(path: str | os.PathLike, embeddings: Sequence[np.ndarray]) -> Path:
+    """Write the embeddings as one float32 [N, D] ``.npy`` file: under a temporary name, then renamed, so that
+    an interrupted run leaves no half-written file."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial.npy")
+    np.save(partial, np.stack(embeddings).astype(np.float32))
+    os.replace(partial, path)
+    return path
+
+
+def check_embeddings_path(path: str | os.PathLike) -> Path:
+    """``path`` if embeddings can be written there (a ``.npy`` name in an existing folder); else a ValueError."""
+    path = Path(path)
+    if path.suffix.lower() != ".npy":
+        raise ValueError(f"--features writes a NumPy file: give it a name ending in .npy, got {path}")
+    if not path.parent.is_dir():
+        raise ValueError(f"--features: folder {path.parent} does not exist: create it or choose another path")
+    return path
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -144,9 +186,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def predict(net: "nn.Cell", images: Sequence[Path], transforms: Sequence, batch_size: int = 16,
-            top_k: int = 5) -> Iterator[Prediction]:
+            top_k: int = 5, embeddings: bool = False) -> Iterator[Prediction]:
     """Top-``top_k`` classes and probabilities (softmax of the logits) for each image, batch by batch.
-    ``net`` is a network or an exported model (``deploy.ExportedModel``)."""
+    ``net`` is a network or an exported model (``deploy.ExportedModel``); with ``embeddings`` (a network
+    only) each prediction carries the image's pooled features too (:func:`logits_and_embeddings`)."""
     import mindspore as ms
 
     from .engine.evaluate import to_numpy
@@ -156,11 +199,15 @@ def predict(net: "nn.Cell", images: Sequence[Path], transforms: Sequence, batch_
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     net.set_train(False)
+    run = logits_and_embeddings(net) if embeddings else net
     for start in range(0, len(images), batch_size):
         batch = list(images[start:start + batch_size])
         x = np.stack([load_image(path, transforms) for path in batch])
-        probabilities = softmax(to_numpy(net(ms.Tensor(x))))
+        outputs = run(ms.Tensor(x))
+        logits, pooled = (to_numpy(outputs[0]), to_numpy(outputs[1])) if embeddings else (to_numpy(outputs), None)
+        probabilities = softmax(logits)
         k = min(top_k, probabilities.shape[1])
         best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        for path, row, p in zip(batch, best, probabilities):
-            yield Prediction(path, tuple(int(i) for i in row), tuple(float(p[i]) for i in row))
+        for i, (path, row, p) in enumerate(zip(batch, best, probabilities)):
+            yield Prediction(path, tuple(int(j) for j in row), tuple(float(p[j]) for j in row),
+                             None if pooled is None else pooled[i])

@@ -79,3 +79,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def publish_release(monkeypatch, model_name: str, checkpoint: Path, home: Path) -> Path:
+    """Make ``checkpoint`` the released weights of ``model_name`` for this test: move it into the weights folder
+    ``home`` under a release name carrying its own SHA-256 prefix (as MindCV names its files), and register
+    that release (undone after the test). Returns the file's place in ``home``."""
+    import dataclasses
+
+    from mindcv_shufflenet.models import registry
+    from mindcv_shufflenet.models.download import sha256_of
+    from mindcv_shufflenet.models.metadata import ReleasedWeights
+
+    prefix = sha256_of(checkpoint)[:8]
+    released = ReleasedWeights(f"http://127.0.0.1/releases/test/{model_name}-{prefix}.ckpt", prefix)
+    info = registry.model_info(model_name)
+    monkeypatch.setitem(registry._INFO, model_name, dataclasses.replace(info, weights=released))
+    monkeypatch.setenv("MINDCV_SHUFFLENET_HOME", str(home))
+    target = home / released.relative_path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.replace(target)
+    return target

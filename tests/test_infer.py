@@ -115,12 +115,23 @@ def test_folders_are_searched_for_images_and_missing_paths_named(tmp_path):
 
 def test_infer_shows_the_librarys_message_about_a_pretrained_classifier_on_stderr(images, tmp_path):
     """Library code logs; the command line shows it, apart from its results on stdout (here JSON)."""
-    from mindcv_shufflenet.models import model_info
+    from mindcv_shufflenet.models.download import sha256_of
 
-    released = tmp_path / model_info("shufflenet_v2_x0_5").weights.relative_path
-    released.parent.mkdir(parents=True)
-    ms.save_checkpoint(randomize(create_model("shufflenet_v2_x0_5"), seed=2), str(released))
-    result = subprocess.run([sys.executable, "infer.py", "--model", "shufflenet_v2_x0_5", "--pretrained",
+    # The released file's name and hash are this checkpoint's: the command runs with them registered.
+    ms.save_checkpoint(randomize(create_model("shufflenet_v2_x0_5"), seed=2), str(tmp_path / "w.ckpt"))
+    prefix = sha256_of(tmp_path / "w.ckpt")[:8]
+    (tmp_path / "test").mkdir()
+    (tmp_path / "w.ckpt").replace(tmp_path / "test" / f"shufflenet_v2_x0_5-{prefix}.ckpt")
+    run_infer = (
+        "import dataclasses, runpy, sys\n"
+        "from mindcv_shufflenet.models import registry\n"
+        "from mindcv_shufflenet.models.metadata import ReleasedWeights\n"
+        f"released = ReleasedWeights('http://127.0.0.1/test/shufflenet_v2_x0_5-{prefix}.ckpt', '{prefix}')\n"
+        "registry._INFO['shufflenet_v2_x0_5'] = dataclasses.replace(registry.model_info('shufflenet_v2_x0_5'), "
+        "weights=released)\n"
+        "sys.argv = ['infer.py'] + sys.argv[1:]\n"
+        "runpy.run_path('infer.py', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", run_infer, "--model", "shufflenet_v2_x0_5", "--pretrained",
                              "--num_classes", "3", "--image_resize", "32", "--json", str(images / "red.png")],
                             capture_output=True, text=True, cwd=ROOT, timeout=600,
                             env={**os.environ, "MINDCV_SHUFFLENET_HOME": str(tmp_path)})

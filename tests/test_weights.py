@@ -6,9 +6,8 @@ import mindspore as ms
 
 from mindcv_shufflenet import create_model, kernels
 from mindcv_shufflenet.models import SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, CheckpointMismatchError
-from mindcv_shufflenet.models import model_info
 from mindcv_shufflenet.models.weights import load_checkpoint
-from conftest import randomize, read_param_list, run_eval, state_of
+from conftest import publish_release, randomize, read_param_list, run_eval, state_of
 from mindcv_reference import RefShuffleNetV1, RefShuffleNetV2
 
 IMAGE = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
@@ -130,9 +129,7 @@ def test_pretrained_weights_come_from_the_local_weights_folder(tmp_path, monkeyp
         create_model("shufflenet_v1_g8_10", pretrained=True)
 
     source = randomize(create_model("shufflenet_v2_x0_5"), seed=9)
-    target = tmp_path / model_info("shufflenet_v2_x0_5").weights.relative_path
-    target.parent.mkdir(parents=True)
-    save_training_checkpoint(source, target)
+    publish_release(monkeypatch, "shufflenet_v2_x0_5", save_training_checkpoint(source, tmp_path / "w.ckpt"), tmp_path)
     net = create_model("shufflenet_v2_x0_5", pretrained=True)
     np.testing.assert_array_equal(run_eval(net, IMAGE), run_eval(source, IMAGE))
 

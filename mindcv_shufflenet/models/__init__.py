@@ -1,6 +1,7 @@
 """The ShuffleNet networks (V1, V2, V2+, V2.Large / ExLarge) and the model registry."""
 
 from . import shufflenet_v1, shufflenet_v2, shufflenet_v2_large, shufflenet_v2_plus  # noqa: F401  (registers them)
+from .backbone import FeatureInfo, StageInfo
 from .fusion import fold_batchnorm, prepare_for_inference
 from .complexity import Counts, ParamCount, count_macs, count_params, model_counts
 from .metadata import Accuracy, ModelInfo, Preprocessing, PublishedFigures, ReleasedWeights, Reported
@@ -20,5 +21,5 @@ __all__ = [
     "SHUFFLENET_V2_50_CHANNELS", "SHUFFLENET_V2_PLUS_CHANNELS",
     "count_params", "count_macs", "model_counts", "ParamCount", "Counts",
     "load_checkpoint", "load_state_dict", "load_pretrained", "CheckpointMismatchError",
-    "save_checkpoint", "checkpoint_record", "fold_batchnorm", "prepare_for_inference",
+    "save_checkpoint", "checkpoint_record", "fold_batchnorm", "prepare_for_inference", "FeatureInfo", "StageInfo",
 ]

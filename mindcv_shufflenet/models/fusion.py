@@ -19,7 +19,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
-__all__ = ["fold_batchnorm", "prepare_for_inference", "unfolded_batchnorms"]
+__all__ = ["fold_batchnorm", "prepare_for_inference", "unfolded_batchnorms", "forget_compiled_graphs"]
 
 
 def _foldable(conv: nn.Cell, bn: nn.Cell) -> bool:
@@ -45,9 +45,10 @@ def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d, bias_name: str) -> None:
     conv.has_bias = True
 
 
-def _forget_compiled_graphs(net: nn.Cell) -> None:
-    """Make graph mode compile the changed network again: MindSpore would otherwise run the graph it
-    compiled before folding (BatchNorm applied twice) on the folded weights."""
+def forget_compiled_graphs(net: nn.Cell) -> None:
+    """Make graph mode compile a changed network again: MindSpore keys a compiled graph by the cell, not by
+    what it holds, so it would otherwise run the graph compiled before the change (after folding: BatchNorm
+    applied twice on the folded weights; after a new classifier: the old one's shape)."""
     for _, cell in net.cells_and_names():
         cell.compile_cache.clear()
 
@@ -75,7 +76,7 @@ def fold_batchnorm(net: nn.Cell, strict: bool = True) -> int:
                 cell[i] = nn.Identity()
                 folded += 1
     if folded:
-        _forget_compiled_graphs(net)
+        forget_compiled_graphs(net)
     left = unfolded_batchnorms(net) if strict else []
     if left:
         raise ValueError(f"{len(left)} BatchNorm2d cells do not follow a convolution and were not folded: {left[:4]}")

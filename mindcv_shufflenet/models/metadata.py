@@ -25,7 +25,7 @@ class ReleasedWeights:
     """A released ImageNet checkpoint."""
 
     url: str
-    sha256_prefix: str  # the first hex digits of the file's SHA-256, which MindCV writes into its file names
+    sha256_prefix: str  # the first hex digits of the file's SHA-256 (in its name); pretrained=True checks the bytes
 
     def __post_init__(self) -> None:
         if self.sha256_prefix not in self.file_name:

@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 from mindspore import Tensor, nn, ops
 
+from .backbone import ShuffleNetBase
 from .graph_reuse import ReusedGraphUnit
 from .layers import (ChannelShuffle, DepthwiseConv2d, GlobalAvgPool, classifier_dropout, downsample_pool,
                      init_like_mindcv, stem_conv)
@@ -90,7 +91,7 @@ class ShuffleV1Block(ReusedGraphUnit):
         return self.relu(self.concat((self.branch_proj(x), out)))
 
 
-class ShuffleNetV1(nn.Cell):
+class ShuffleNetV1(ShuffleNetBase):
     """ShuffleNet V1.
 
     Args:
@@ -106,6 +107,10 @@ class ShuffleNetV1(nn.Cell):
         stem_pad_value: pad the stem conv's input with these values (one per image channel) instead
             of zeros; converted official weights record it (see ``convert.megvii``).
         drop_rate: dropout probability before the classifier (0: none).
+        features_only: build a feature extractor: no classifier, the network returns a tuple of the maps
+            ``out_indices`` chooses (see ``backbone``: 0 the pooled stem at stride 4, 1-3 the stages at
+            strides 8/16/32; V1 has no final conv), described by ``feature_info``.
+        out_indices: with ``features_only``, the feature indices to return, in that order (default: all).
     """
 
     def __init__(
@@ -118,6 +123,8 @@ class ShuffleNetV1(nn.Cell):
         pool_padding: str = "same",
         stem_pad_value: Optional[Sequence[float]] = None,
         drop_rate: float = 0.0,
+        features_only: bool = False,
+        out_indices: Optional[Sequence[int]] = None,
     ) -> None:
         super().__init__()
         _check_channels(channels, groups, stage_repeats)
@@ -137,33 +144,59 @@ class ShuffleNetV1(nn.Cell):
         )
         self.max_pool = downsample_pool("max", pool_padding)
 
-        blocks = []
-        width = stem
+        blocks, points = [], []
+        width, reduction = stem, 4
         for stage, (out_channels, repeats) in enumerate(zip(stage_channels, stage_repeats)):
+            reduction *= 2
             for i in range(repeats):
                 blocks.append(ShuffleV1Block(
                     width, out_channels, out_channels // 4, stride=2 if i == 0 else 1, groups=groups,
                     group_first_conv=not (stage == 0 and i == 0), pool_padding=pool_padding))
+                points.append((f"features.{len(blocks) - 1}", out_channels, reduction))
                 width = out_channels
-        self.features = nn.SequentialCell(blocks)
+        n_units, _ = self._plan_features(("max_pool", stem, 4), points, None, features_only, out_indices)
+        self.features = nn.SequentialCell(blocks[:n_units])
 
-        self.global_pool = GlobalAvgPool()
-        self.classifier = nn.Dense(width, num_classes, has_bias=False)
-        self.dropout = classifier_dropout(drop_rate)
+        self.num_features = width
+        if features_only:
+            self.num_classes = 0
+            self.global_pool = self.classifier = self.dropout = None
+            self._omit_head("classifier")
+        else:
+            self.global_pool = GlobalAvgPool()
+            self.classifier = nn.Dense(width, num_classes, has_bias=False)
+            self.dropout = classifier_dropout(drop_rate)
         init_like_mindcv(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
+        """The map before the global pool (stage 4's output)."""
         x = self.first_conv(x)
         x = self.max_pool(x)
         return self.features(x)
 
-    def forward_head(self, x: Tensor) -> Tensor:
+    def forward_stages(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """The maps of ``out_indices`` (a classifier: every feature index), in that order."""
+        x = self.max_pool(self.first_conv(x))
+        maps = (x,) if self._emit_stem else ()
+        for unit, emit in zip(self.features, self._emit_units):
+            x = unit(x)
+            if emit:
+                maps = maps + (x,)
+        return self._select(maps)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Global pool, then (unless ``pre_logits``: the pooled features, ``num_features`` wide) dropout and
+        the classifier."""
         x = self.global_pool(x)
+        if pre_logits or self.classifier is None:
+            return x
         if self.dropout is not None:
             x = self.dropout(x)
         return self.classifier(x)
 
-    def construct(self, x: Tensor) -> Tensor:
+    def construct(self, x: Tensor):
+        if self.features_only:
+            return self.forward_stages(x)
         return self.forward_head(self.forward_features(x))
 
 

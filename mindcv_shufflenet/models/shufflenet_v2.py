@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from mindspore import Tensor, nn, ops
 
+from .backbone import ShuffleNetBase
 from .complexity import Counts, Tally, register_counter
 from .graph_reuse import ReusedGraphUnit
 from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, SqueezeExcite, classifier_dropout,
@@ -126,7 +127,7 @@ class ShuffleV2Block(ReusedGraphUnit):
         return self.concat((self.branch_proj(x), self.main(x)))
 
 
-class ShuffleNetV2(nn.Cell):
+class ShuffleNetV2(ShuffleNetBase):
     """ShuffleNet V2.
 
     Args:
@@ -148,6 +149,10 @@ class ShuffleNetV2(nn.Cell):
         first_stage_stride: 2 (V2), or 1 for ShuffleNet v2-50, whose first stage keeps the pool's size.
         se: squeeze-and-excitation on each unit's main branch (:func:`paper_se`), the paper's SE form.
         residual: the paper's residual form: stride-1 units add the main branch's input to its output.
+        features_only: build a feature extractor: no classifier, the network returns a tuple of the maps
+            ``out_indices`` chooses (see ``backbone``: 0 the pooled stem at stride 4, 1-3 the stages at
+            strides 8/16/32, 4 conv5), described by ``feature_info``.
+        out_indices: with ``features_only``, the feature indices to return, in that order (default: all).
     """
 
     def __init__(
@@ -164,6 +169,8 @@ class ShuffleNetV2(nn.Cell):
         first_stage_stride: int = 2,
         se: bool = False,
         residual: bool = False,
+        features_only: bool = False,
+        out_indices: Optional[Sequence[int]] = None,
     ) -> None:
         super().__init__()
         _check_channels(channels, stage_repeats)
@@ -187,42 +194,74 @@ class ShuffleNetV2(nn.Cell):
         )
         self.max_pool = downsample_pool("max", pool_padding)
 
-        blocks = []
-        width = stem
+        blocks, points = [], []
+        width, reduction = stem, 4
         unit = dict(se=paper_se if se else None, residual=residual)
         for stage, (out_channels, repeats) in enumerate(zip(stage_channels, stage_repeats)):
             proj_out = width if proj_channels == "input" else out_channels // 2
             stride = first_stage_stride if stage == 0 else 2
+            reduction *= stride
             blocks.append(ShuffleV2Block(width, out_channels, out_channels // 2, stride=stride, proj_out=proj_out,
                                          project=True, **unit))
             for _ in range(repeats - 1):
                 blocks.append(ShuffleV2Block(out_channels // 2, out_channels, out_channels // 2, stride=1, **unit))
+            points += [(f"features.{i}", out_channels, reduction) for i in range(len(points), len(blocks))]
             width = out_channels
-        self.features = nn.SequentialCell(blocks)
+        n_units, build_final = self._plan_features(("max_pool", stem, 4), points, ("conv_last", last, reduction),
+                                                   features_only, out_indices)
+        self.features = nn.SequentialCell(blocks[:n_units])
 
         self.conv_last = nn.SequentialCell(
             nn.Conv2d(width, last, kernel_size=1),
             nn.BatchNorm2d(last),
             nn.ReLU(),
-        )
-        self.pool = GlobalAvgPool()
-        self.classifier = nn.Dense(last, num_classes, has_bias=bool(classifier_bias))
-        self.dropout = classifier_dropout(drop_rate)
+        ) if build_final else None
+        self.num_features = last
+        self._classifier_bias = bool(classifier_bias)
+        if features_only:
+            self.num_classes = 0
+            self.pool = self.classifier = self.dropout = None
+            self._omit_head("classifier")
+        else:
+            self.pool = GlobalAvgPool()
+            self.classifier = nn.Dense(last, num_classes, has_bias=bool(classifier_bias))
+            self.dropout = classifier_dropout(drop_rate)
         init_like_mindcv(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
+        """The map before the global pool (conv5's output)."""
         x = self.first_conv(x)
         x = self.max_pool(x)
         x = self.features(x)
-        return self.conv_last(x)
+        if self.conv_last is not None:
+            x = self.conv_last(x)
+        return x
 
-    def forward_head(self, x: Tensor) -> Tensor:
+    def forward_stages(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """The maps of ``out_indices`` (a classifier: every feature index), in that order."""
+        x = self.max_pool(self.first_conv(x))
+        maps = (x,) if self._emit_stem else ()
+        for unit, emit in zip(self.features, self._emit_units):
+            x = unit(x)
+            if emit:
+                maps = maps + (x,)
+        if self.conv_last is not None:
+            maps = maps + (self.conv_last(x),)
+        return self._select(maps)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Global pool, then (unless ``pre_logits``: the pooled features, ``num_features`` wide) dropout and
+        the classifier."""
         x = self.pool(x)
+        if pre_logits or self.classifier is None:
+            return x
         if self.dropout is not None:
             x = self.dropout(x)
         return self.classifier(x)
 
-    def construct(self, x: Tensor) -> Tensor:
+    def construct(self, x: Tensor):
+        if self.features_only:
+            return self.forward_stages(x)
         return self.forward_head(self.forward_features(x))
 
 

@@ -15,11 +15,12 @@ output, then 0.7, 0.5, 0.3 from the deepest head); in training mode the network 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
+from .backbone import ShuffleNetBase
 from .complexity import Counts, ParamCount, Tally, register_counter
 from .graph_reuse import ReusedGraphUnit
 from .layers import (EvenOddSplit, GlobalAvgPool, SqueezeExcite, classifier_dropout, downsample_pool, init_like_mindcv,
@@ -153,7 +154,7 @@ class AuxHead(nn.Cell):
         return self.classifier(self.global_pool(self.conv(self.pool(x))))
 
 
-class ShuffleNetV2Large(nn.Cell):
+class ShuffleNetV2Large(ShuffleNetBase):
     """ShuffleNetV2.Large or ShuffleNetV2.ExLarge.
 
     Args:
@@ -176,6 +177,10 @@ class ShuffleNetV2Large(nn.Cell):
         stem_pad_value: pad the stem conv's input with these values (one per image channel) instead of
             zeros; converted official ExLarge weights record it (see ``convert.megvii``).
         drop_rate: dropout probability before the classifier (official: 0.2).
+        features_only: build a feature extractor: no classifiers (main or auxiliary), the network returns a
+            tuple of the maps ``out_indices`` chooses (see ``backbone``: 0-3 the four stages at strides
+            4/8/16/32, 4 V2.Large's conv_last; V2.ExLarge has none), described by ``feature_info``.
+        out_indices: with ``features_only``, the feature indices to return, in that order (default: all).
     """
 
     def __init__(
@@ -194,6 +199,8 @@ class ShuffleNetV2Large(nn.Cell):
         input_offset: Optional[Sequence[int]] = None,
         stem_pad_value: Optional[Sequence[float]] = None,
         drop_rate: float = DROP_RATE,
+        features_only: bool = False,
+        out_indices: Optional[Sequence[int]] = None,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -223,9 +230,12 @@ class ShuffleNetV2Large(nn.Cell):
             + _conv_bn(stem[0], stem[1], 3, eps) + _conv_bn(stem[1], stem[2], 3, eps))
         self.max_pool = downsample_pool("max", pool_padding)
 
-        features, width = [], stem[2]
+        features, points = [], []
+        width, reduction = stem[2], 4
         for stage, (out_channels, repeats) in enumerate(zip(stages, stage_repeats)):
             stride = 1 if stage == 0 else 2
+            reduction *= stride
+            points.append((f"features.{stage}", out_channels, reduction))
             units = []
             for i in range(repeats):
                 if variant == "large":
@@ -239,35 +249,85 @@ class ShuffleNetV2Large(nn.Cell):
             if variant == "exlarge":
                 units.append(nn.SequentialCell(_conv_bn(out_channels, out_channels, 1, eps)))
             features.append(nn.SequentialCell(units))
-        self.features = nn.CellList(features)
-        self.aux_heads = nn.CellList([AuxHead(c_in, c, num_classes, eps) for c_in, c in zip(stages, aux_channels)]) \
-            if aux_heads else None
-
-        self.conv_last = nn.SequentialCell(_conv_bn(width, channels[7], 3, eps)) if variant == "large" else None
-        self.pool = GlobalAvgPool()
-        self.dropout = classifier_dropout(drop_rate)
-        self.classifier = nn.Dense(channels[-1], num_classes)
+        final = ("conv_last", channels[7], reduction) if variant == "large" else None
+        n_stages, build_final = self._plan_features(("max_pool", stem[2], 4), points, final, features_only,
+                                                    out_indices)
+        self.features = nn.CellList(features[:n_stages])
+        self.conv_last = nn.SequentialCell(_conv_bn(width, channels[7], 3, eps)) if build_final else None
+        self.num_features = channels[-1]
+        self._classifier_bias = True
+        if features_only:
+            self.num_classes = 0
+            self.aux_heads = self.pool = self.dropout = self.classifier = None
+            self._omit_head("aux_heads", "classifier")
+        else:
+            self.aux_heads = nn.CellList([AuxHead(c_in, c, num_classes, eps) for c_in, c in
+                                          zip(stages, aux_channels)]) if aux_heads else None
+            self.pool = GlobalAvgPool()
+            self.dropout = classifier_dropout(drop_rate)
+            self.classifier = nn.Dense(channels[-1], num_classes)
         init_like_mindcv(self)
 
-    def forward_head(self, x: Tensor) -> Tensor:
+    def _stem(self, x: Tensor) -> Tensor:
+        if self.input_offset is not None:
+            x = x - self.input_offset
+        return self.max_pool(self.first_conv(x))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The map before the global pool (V2.Large: conv_last's output; V2.ExLarge: the last stage's)."""
+        x = self._stem(x)
+        for stage in self.features:
+            x = stage(x)
         if self.conv_last is not None:
             x = self.conv_last(x)
+        return x
+
+    def forward_stages(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """The maps of ``out_indices`` (a classifier: every feature index), in that order."""
+        x = self._stem(x)
+        maps = (x,) if self._emit_stem else ()
+        for stage, emit in zip(self.features, self._emit_units):
+            x = stage(x)
+            if emit:
+                maps = maps + (x,)
+        if self.conv_last is not None:
+            maps = maps + (self.conv_last(x),)
+        return self._select(maps)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Global pool, then (unless ``pre_logits``: the pooled features, ``num_features`` wide) dropout and
+        the classifier."""
         x = self.pool(x)
+        if pre_logits or self.classifier is None:
+            return x
         if self.dropout is not None:
             x = self.dropout(x)
         return self.classifier(x)
 
+    def _reset_other_heads(self, num_classes: int) -> None:
+        """The auxiliary classifiers get ``num_classes`` outputs too; with 0 they are removed."""
+        if self.aux_heads is None:
+            return
+        if num_classes == 0:
+            self.aux_heads = None
+            self.options["aux_heads"] = False
+            return
+        for head in self.aux_heads:
+            head.classifier = self._new_dense(head.classifier.in_channels, num_classes, True)
+
     def construct(self, x: Tensor):
-        if self.input_offset is not None:
-            x = x - self.input_offset
-        x = self.max_pool(self.first_conv(x))
-        stage1 = self.features[0](x)
+        if self.features_only:
+            return self.forward_stages(x)
+        if not (self.training and self.aux_heads is not None):
+            return self.forward_head(self.forward_features(x))
+        stage1 = self.features[0](self._stem(x))
         stage2 = self.features[1](stage1)
         stage3 = self.features[2](stage2)
-        logits = self.forward_head(self.features[3](stage3))
-        if self.training and self.aux_heads is not None:
-            return logits, self.aux_heads[2](stage3), self.aux_heads[1](stage2), self.aux_heads[0](stage1)
-        return logits
+        final = self.features[3](stage3)
+        if self.conv_last is not None:
+            final = self.conv_last(final)
+        return (self.forward_head(final), self.aux_heads[2](stage3), self.aux_heads[1](stage2),
+                self.aux_heads[0](stage1))
 
 
 def _check(channels: Sequence[int], variant: str, stage_repeats: Sequence[int], groups: int,

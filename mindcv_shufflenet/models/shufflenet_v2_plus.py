@@ -11,10 +11,11 @@ hard-swish, dropout 0.2 and the classifier (no biases anywhere).
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from mindspore import Tensor, nn, ops
 
+from .backbone import ShuffleNetBase
 from .complexity import Counts, Tally, register_counter
 from .graph_reuse import ReusedGraphUnit
 from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, HSwish, SqueezeExcite, classifier_dropout,
@@ -81,7 +82,7 @@ class XceptionBlock(ReusedGraphUnit):
         return self.concat((identity, out))
 
 
-class ShuffleNetV2Plus(nn.Cell):
+class ShuffleNetV2Plus(ShuffleNetBase):
     """ShuffleNetV2+.
 
     Args:
@@ -95,6 +96,10 @@ class ShuffleNetV2Plus(nn.Cell):
         stem_pad_value: pad the stem conv's input with these values (one per image channel) instead of
             zeros; converted official weights record it (see ``convert.megvii``).
         drop_rate: dropout probability before the classifier (official: 0.2).
+        features_only: build a feature extractor: no head, the network returns a tuple of the maps
+            ``out_indices`` chooses (see ``backbone``: 0-3 the four stages at strides 4/8/16/32, 4 conv_last),
+            described by ``feature_info``.
+        out_indices: with ``features_only``, the feature indices to return, in that order (default: all).
     """
 
     def __init__(
@@ -106,6 +111,8 @@ class ShuffleNetV2Plus(nn.Cell):
         architecture: Sequence[int] = ARCHITECTURE,
         stem_pad_value: Optional[Sequence[float]] = None,
         drop_rate: float = DROP_RATE,
+        features_only: bool = False,
+        out_indices: Optional[Sequence[int]] = None,
     ) -> None:
         super().__init__()
         _check(channels, stage_repeats, architecture)
@@ -119,11 +126,12 @@ class ShuffleNetV2Plus(nn.Cell):
 
         self.first_conv = nn.SequentialCell(stem_conv(in_channels, stem, stem_pad_value), nn.BatchNorm2d(stem),
                                             HSwish())
-        blocks = []
-        width = stem
+        blocks, points = [], []
+        width, reduction = stem, 2
         choices = iter(architecture)
         for stage, (out_channels, repeats) in enumerate(zip(stage_channels, stage_repeats)):
             act, se = STAGE_ACTIVATIONS[stage], plus_se if STAGE_SE[stage] else None
+            reduction *= 2
             for i in range(repeats):
                 kind, kernel = UNIT_CHOICES[next(choices)]
                 if kind == "xception":
@@ -132,31 +140,63 @@ class ShuffleNetV2Plus(nn.Cell):
                     blocks.append(ShuffleV2Block(width if i == 0 else out_channels // 2, out_channels,
                                                  out_channels // 2, stride=2 if i == 0 else 1, kernel_size=kernel,
                                                  activation=act, se=se))
+                points.append((f"features.{len(blocks) - 1}", out_channels, reduction))
                 width = out_channels
-        self.features = nn.SequentialCell(blocks)
+        # the stem (stride 2) is no feature index: the first stage gives the stride-4 map
+        n_units, build_final = self._plan_features(None, points, ("conv_last", last, reduction), features_only,
+                                                   out_indices)
+        self.features = nn.SequentialCell(blocks[:n_units])
 
-        self.conv_last = nn.SequentialCell(nn.Conv2d(width, last, kernel_size=1), nn.BatchNorm2d(last), HSwish())
-        self.pool = GlobalAvgPool(keep_dims=True)
-        self.last_se = plus_se(last)
-        self.flatten = nn.Flatten()
-        self.fc = nn.SequentialCell(nn.Dense(last, last, has_bias=False), HSwish())
-        self.dropout = classifier_dropout(drop_rate)
-        self.classifier = nn.Dense(last, num_classes, has_bias=False)
+        self.conv_last = nn.SequentialCell(nn.Conv2d(width, last, kernel_size=1), nn.BatchNorm2d(last),
+                                           HSwish()) if build_final else None
+        self.num_features = last
+        if features_only:
+            self.num_classes = 0
+            self.pool = self.last_se = self.flatten = self.fc = self.dropout = self.classifier = None
+            self._omit_head("last_se", "fc", "classifier")
+        else:
+            self.pool = GlobalAvgPool(keep_dims=True)
+            self.last_se = plus_se(last)
+            self.flatten = nn.Flatten()
+            self.fc = nn.SequentialCell(nn.Dense(last, last, has_bias=False), HSwish())
+            self.dropout = classifier_dropout(drop_rate)
+            self.classifier = nn.Dense(last, num_classes, has_bias=False)
         init_like_mindcv(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
+        """The map before the global pool (conv_last's output)."""
         x = self.first_conv(x)
         x = self.features(x)
-        return self.conv_last(x)
+        if self.conv_last is not None:
+            x = self.conv_last(x)
+        return x
 
-    def forward_head(self, x: Tensor) -> Tensor:
+    def forward_stages(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """The maps of ``out_indices`` (a classifier: every feature index), in that order."""
+        x = self.first_conv(x)
+        maps = ()
+        for unit, emit in zip(self.features, self._emit_units):
+            x = unit(x)
+            if emit:
+                maps = maps + (x,)
+        if self.conv_last is not None:
+            maps = maps + (self.conv_last(x),)
+        return self._select(maps)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Global pool, SE and the 1280-wide fully connected layer with hard-swish, then (unless
+        ``pre_logits``: those ``num_features`` values) dropout and the classifier."""
         x = self.flatten(self.last_se(self.pool(x)))
         x = self.fc(x)
+        if pre_logits or self.classifier is None:
+            return x
         if self.dropout is not None:
             x = self.dropout(x)
         return self.classifier(x)
 
-    def construct(self, x: Tensor) -> Tensor:
+    def construct(self, x: Tensor):
+        if self.features_only:
+            return self.forward_stages(x)
         return self.forward_head(self.forward_features(x))
 
 

@@ -19,7 +19,7 @@ from mindspore import nn
 
 from ..checkpoint_file import CheckpointFileError, check_checkpoint_file
 from ..convert.mindcv_v1 import grouped_from_split_convs
-from .registry import canonical_model_name, list_models, model_info
+from .registry import canonical_model_name
 from .metadata import Preprocessing
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,9 @@ def checkpoint_record(
     meta: Dict[str, Any] = {"format": META_FORMAT}
     if model_name is not None:
         meta["model"] = model_name
+    if isinstance(net_or_state, nn.Cell) and getattr(net_or_state, "features_only", False):
+        meta["features_only"] = True  # no classifier: infer.py and validate.py refuse the file
+        meta["out_indices"] = list(net_or_state.out_indices)
     meta["options"] = _jsonable(dict(options or {}))
     if num_classes is not None:
         meta["num_classes"] = num_classes
@@ -173,6 +176,11 @@ def recorded_model(path: str | os.PathLike) -> Optional[str]:
     return read_checkpoint_with_meta(path)[1].get("model") or None
 
 
+def recorded_features_only(path: str | os.PathLike) -> bool:
+    """Whether a checkpoint records that it holds a ``features_only`` network's weights (no classifier)."""
+    return bool(read_checkpoint_with_meta(path)[1].get("features_only"))
+
+
 def checkpoint_classes(path: str | os.PathLike, ema: bool = False) -> Tuple[Optional[int], Optional[List[str]]]:
     """The number of classes of a checkpoint's classifier (None if it has none) and the class names it
     records (None if it records none)."""
@@ -219,14 +227,26 @@ def build_from_checkpoint(build: Callable[..., nn.Cell], model_name: str, path: 
     weights loaded strictly (see :func:`load_state_dict`): what ``create_model(checkpoint_path=...)`` does.
 
     A file recorded for another model than ``model_name``, or recording an option that contradicts one in
-    ``options``, is a ValueError naming both."""
+    ``options``, is a ValueError naming both; so is a ``features_only`` network's file for a classifier. Such a
+    file's recorded ``out_indices`` are the default of a ``features_only`` network built from it."""
     state, meta = read_checkpoint_with_meta(path)
     recorded = meta.get("model")
     if recorded and canonical_model_name(recorded) != model_name:
         raise ValueError(f"{path} holds {recorded} weights, not {model_name}")
+    if meta.get("features_only"):
+        if not options.get("features_only"):
+            raise ValueError(features_only_refusal(path, "a classifier"))
+        if options.get("out_indices") is None and meta.get("out_indices"):  # the maps the file was saved for
+            options = {**options, "out_indices": tuple(meta["out_indices"])}
     model = build(**merge_options(meta.get("options", {}), options, str(path)))
     _load_file_state(model, state, path, ema=ema, finetune=finetune)
     return model
+
+
+def features_only_refusal(path: str | os.PathLike, wanted: str) -> str:
+    """The one-line refusal of a feature extractor's checkpoint where ``wanted`` (a classifier) is needed."""
+    return (f"{path} holds a features_only network's weights (no classifier head), so it cannot make {wanted}: "
+            f"load it with features_only=True, or give a classifier's checkpoint")
 
 
 def _load_file_state(net: nn.Cell, state: Mapping[str, np.ndarray], path: str | os.PathLike, **kwargs: Any) -> None:
@@ -243,8 +263,10 @@ def load_state_dict(net: nn.Cell, state: Mapping[str, np.ndarray], ema: bool = F
 
     Every network parameter must be present with the right shape, except those whose names start with
     a prefix in ``exclude`` (which keep their current values). Optimizer slots, EMA copies and counters
-    in ``state`` are ignored; any other name the network does not have is an error, since it means the
-    file belongs to a different architecture. MindCV's split-conv V1 layout is converted first.
+    in ``state`` are ignored, and so are, for a ``features_only`` network, the entries of the parts it
+    was built without (``net.omitted_prefixes``: the head); any other name the network does not have is an
+    error, since it means the file belongs to a different architecture. MindCV's split-conv V1 layout is
+    converted first.
 
     With ``finetune=True``, a classifier for another number of classes is not an error: the network's
     classifier keeps its initialisation (logged) and everything else loads strictly.
@@ -260,6 +282,9 @@ def load_state_dict(net: nn.Cell, state: Mapping[str, np.ndarray], ema: bool = F
         state = {name[len("ema."):]: value for name, value in state.items() if name.startswith("ema.")}
         if not state:
             raise CheckpointMismatchError("ema=True, but the checkpoint holds no EMA weights (ema.*)")
+    omitted = tuple(getattr(net, "omitted_prefixes", ()))
+    if omitted:  # a features_only network: the classifier's head (and units past its last map) are not built
+        state = {name: value for name, value in state.items() if not name.startswith(omitted)}
 
     own_classes, file_classes = getattr(net, "num_classes", None), _classifier_classes(state)
     if finetune and file_classes is not None and own_classes is not None and file_classes != own_classes:
@@ -301,22 +326,18 @@ def pretrained_dir() -> Path:
 
 def load_pretrained(net: nn.Cell, model_name: str) -> None:
     """Load the released ImageNet weights of ``model_name`` (its ``model_info(...).weights``) from
-    :func:`pretrained_dir`.
+    :func:`pretrained_dir`, after checking that the file's SHA-256 starts with the released hash prefix.
 
-    Nothing is downloaded at run time (training clusters are often offline); a missing file is an error
-    that names the URL and the place to put it. With ``num_classes != 1000`` the classifier keeps its
-    initialisation (fine-tuning), and that is logged.
+    Nothing is downloaded unless asked (training clusters are often offline): a missing file is an error
+    that names the URL and the place to put it, unless ``MINDCV_SHUFFLENET_DOWNLOAD`` asks for a download
+    (``models.download``). With ``num_classes != 1000`` the classifier keeps its initialisation
+    (fine-tuning), and that is logged; a ``features_only`` network takes everything but the head.
     """
-    released = model_info(model_name).weights
-    if released is None:
-        raise ValueError(f"no released ImageNet weights for {model_name} (released: "
-                         f"{', '.join(list_models(pretrained=True))}): train it, or pass checkpoint_path")
-    path = pretrained_dir() / released.relative_path
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained weights for {model_name} are not at {path}: download "
-                                f"{released.url} there, or set MINDCV_SHUFFLENET_HOME")
+    from .download import fetch_released_weights
+
+    path = fetch_released_weights(model_name)
     exclude = ()
-    if getattr(net, "num_classes", 1000) != 1000:
+    if not getattr(net, "features_only", False) and getattr(net, "num_classes", 1000) != 1000:
         exclude = ("classifier.",)
         logger.info("%s: loading pretrained weights without the classifier (num_classes=%d, the checkpoint "
                     "has 1000)", model_name, net.num_classes)
