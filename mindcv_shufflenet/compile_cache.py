@@ -24,7 +24,8 @@ Only the train step's graph is cached: the environment switch is on while that o
 of the first step, from dummy inputs of the batch's shape and dtype) and off again before anything else
 compiles. MindSpore numbers cached graphs in compile order, so a process that compiled other graphs under
 the cache (validation shapes, a user's own calls) could later be served one of them in the wrong place.
-With dataset sinking (Ascend) the sunk graph is compiled by the first sunk call, which is wrapped instead.
+With dataset sinking the cache is not used: the sunk graph is a jit function around the step, and a resumed
+sunk run (on the CPU, with the NPU stand-ins) that loaded it did not end with the weights of a run left alone.
 
 MindSpore fixes the cache folder at its first use in a process and numbers the graphs it caches from the
 process's start, so the cache serves a process's first training run (train.py, each msrun rank, each
@@ -222,21 +223,6 @@ def compile_cached(compile_fn: Callable[[], Any], folder: Path, rank: int, role:
     return ("saved" if after[1] is not None and after[1] != before[1] else "unsaved"), seconds
 
 
-def first_call_cached(fn: Callable[..., Any], folder: Path) -> Callable[..., Any]:
-    """``fn`` with the cache on during its first call only (for a sunk step, whose first call compiles)."""
-    pending = [True]
-
-    @functools.wraps(fn)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        if not pending:
-            return fn(*args, **kwargs)
-        pending.clear()
-        with cache_enabled(folder):
-            return fn(*args, **kwargs)
-
-    return call
-
-
 def user_cache_note() -> Optional[str]:
     """A warning when the user switched MindSpore's own, unkeyed, cache on for the whole process."""
     if os.environ.get(ENV_ENABLE) and _process_folder is None:
@@ -298,8 +284,9 @@ def prepare_train_step(run) -> None:
     if run.dist.is_main and not cfg.compile_cache_dir:
         remove_other_keys(folder.parent, keep=folder)
     if run.sink:
-        run.sunk.run_one = first_call_cached(run.sunk.run_one, folder)
-        run.console(f"compile cache of the sunk train step: {folder}")
+        # Not for a sunk step: its graph is a jit function around the step (ms.data_sink's), and with the NPU
+        # stand-ins a resumed sunk run that loaded it ended with other weights than a run left alone.
+        run.console("note: the compile cache is not used for a sunk train step (dataset_sink_mode)")
         return
     inputs = step_inputs(run_key_fields(run)["inputs"])
     role = os.environ.get("MS_ROLE", "") if run.dist.distributed else ""  # MindSpore's cluster role, once joined

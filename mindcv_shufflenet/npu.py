@@ -30,7 +30,7 @@ from typing import Callable, Optional
 
 import mindspore as ms
 import numpy as np
-from mindspore import Parameter, Tensor, nn, ops
+from mindspore import Tensor, nn, ops
 from mindspore.ops.operations.math_ops import NPUClearFloatStatusV2, NPUGetFloatStatusV2
 
 STANDIN_ENV = "MINDCV_SHUFFLENET_ASCEND_STANDIN"

@@ -221,7 +221,7 @@ def test_a_sunk_run_with_accumulation_trains_on_each_epochs_own_batches(tmp_path
     data = _digits(tmp_path)
     accumulate = ["--gradient_accumulation_steps", "3", "--loss_scale_type", "dynamic", "--loss_scale", "256"]
     sunk = _train(tmp_path / "sunk", data, "--dataset_sink_mode", "true", *accumulate)
-    fed = _train(tmp_path / "fed", data, "--dataset_sink_mode", "false", *accumulate)
+    _train(tmp_path / "fed", data, "--dataset_sink_mode", "false", *accumulate)
     assert "the Ascend path on the CPU" in sunk.stdout
     logged = [line.split(" |")[0] for line in sunk.stdout.splitlines() if line.startswith("epoch 1/3 step")]
     assert logged == ["epoch 1/3 step 4/9", "epoch 1/3 step 8/9", "epoch 1/3 step 9/9"]  # statistics per chunk

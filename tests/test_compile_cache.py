@@ -132,15 +132,6 @@ def test_an_uncreatable_cache_folder_leaves_the_cache_off(tmp_path, fresh_proces
         assert not active and compile_cache.ENV_ENABLE not in os.environ
 
 
-def test_a_sunk_step_has_the_cache_on_for_its_first_call_only(tmp_path, fresh_process_state):
-    seen = []
-    run_one = compile_cache.first_call_cached(lambda: seen.append(os.environ.get(compile_cache.ENV_ENABLE)),
-                                              tmp_path)
-    for _ in range(3):
-        run_one()
-    assert seen == ["1", None, None]
-
-
 def test_a_switch_set_by_the_user_is_left_to_mindspore_with_a_warning(fresh_process_state, monkeypatch):
     assert compile_cache.user_cache_note() is None
     monkeypatch.setenv(compile_cache.ENV_ENABLE, "1")
