@@ -30,8 +30,8 @@ from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_fold_argument, add
                                    exported_preprocessing, model_from_arguments, resolve_model_arguments)
 from mindcv_shufflenet.constants import INTERPOLATIONS
 from mindcv_shufflenet.data.transforms import eval_transforms
-from mindcv_shufflenet.deploy import ExportedModel, describe, load_exported, recorded_class_names
-from mindcv_shufflenet.inference import find_images, predict, resolve_class_names
+from mindcv_shufflenet.deploy import (ExportedModel, describe, find_images, load_exported, predict, recorded_class_names,
+                                     resolve_class_names)
 from mindcv_shufflenet.models import prepare_for_inference
 
 

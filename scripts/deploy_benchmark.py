@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -101,9 +99,8 @@ def accuracy(args: argparse.Namespace) -> Dict:
     import mindcv_shufflenet  # noqa: F401
     from mindcv_shufflenet import create_model, runtime
     from mindcv_shufflenet.data import create_eval_dataset, eval_transforms
-    from mindcv_shufflenet.deploy import ExportInfo, load_exported
+    from mindcv_shufflenet.deploy import ExportInfo, export_model, load_exported
     from mindcv_shufflenet.engine import evaluate
-    from mindcv_shufflenet.export import export_model
     from mindcv_shufflenet.models.weights import checkpoint_classes
 
     model, pre = accuracy_preprocessing(args)
@@ -165,7 +162,7 @@ def _int8_row(args, method, seed, float_file, info, transforms, dataset) -> Dict
     """Quantize with one calibration method and draw; its scores and its agreement with the float file."""
     from mindcv_shufflenet.deploy import load_exported
     from mindcv_shufflenet.engine import evaluate
-    from mindcv_shufflenet.quantize import QuantSettings, calibration_images, compare_logits, quantize_onnx
+    from mindcv_shufflenet.deploy.quantize import QuantSettings, calibration_images, compare_logits, quantize_onnx
 
     float_model = load_exported(float_file)
     calib_folder = Path(args.data_dir) / args.calib_split
@@ -189,7 +186,7 @@ def _int8_row(args, method, seed, float_file, info, transforms, dataset) -> Dict
 def _other_images(folder: Path, used: set, transforms) -> "np.ndarray":
     import numpy as np
 
-    from mindcv_shufflenet.inference import find_images, load_image
+    from mindcv_shufflenet.deploy import find_images, load_image
 
     return np.stack([load_image(path, transforms) for path in find_images([folder]) if path not in used])
 
@@ -284,8 +281,8 @@ def make_speed_files(args: argparse.Namespace, folder: Path, skipped: Optional[L
 
     import mindcv_shufflenet  # noqa: F401
     from mindcv_shufflenet import create_model, runtime
-    from mindcv_shufflenet.export import export_model
-    from mindcv_shufflenet.quantize import QuantSettings, quantize_onnx
+    from mindcv_shufflenet.deploy import export_model
+    from mindcv_shufflenet.deploy.quantize import QuantSettings, quantize_onnx
 
     runtime.init_runtime("CPU", "graph")
     net = create_model(args.model, num_classes=1000)

@@ -30,12 +30,10 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import mindcv_shufflenet  # noqa: E402,F401  (CPU defaults before MindSpore runs)
-from mindcv_shufflenet.config import load_config  # noqa: E402
-from mindcv_shufflenet.engine.trainer import train  # noqa: E402
-from mindcv_shufflenet.models.shufflenet_v2_large import SHUFFLENET_V2_LARGE_CONFIGS  # noqa: E402
+import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
+from mindcv_shufflenet.config import load_config
+from mindcv_shufflenet.engine.trainer import train
+from mindcv_shufflenet.models.shufflenet_v2_large import SHUFFLENET_V2_LARGE_CONFIGS
 
 SMALL_RUN = {"device_target": "CPU", "distribute": False, "dataset_sink_mode": False, "image_resize": 32,
              "batch_size": 4, "num_samples": 8, "epoch_size": 1, "warmup_epochs": 0, "decay_epochs": 1,

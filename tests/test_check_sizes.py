@@ -1,4 +1,4 @@
-"""scripts/check_sizes.py: no function in mindcv_shufflenet/ over 80 lines, no module over 600."""
+"""tools/check_sizes.py: no function in mindcv_shufflenet/ over 80 lines, no module over 600."""
 
 import subprocess
 import sys
@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_check(*args):
-    return subprocess.run([sys.executable, "scripts/check_sizes.py", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "tools/check_sizes.py", *args], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
 
 

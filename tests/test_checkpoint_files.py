@@ -14,8 +14,7 @@ import pytest
 from mindspore import nn
 
 from mindcv_shufflenet import create_model
-from mindcv_shufflenet.checkpoint_file import (CheckpointFileError, check_checkpoint_file,
-                                               checkpoint_problem)
+from mindcv_shufflenet.checkpoints import CheckpointFileError, check_checkpoint_file, checkpoint_problem
 from mindcv_shufflenet.engine.checkpoint import (NoIntactCheckpointError, atomic_save, epoch_checkpoints,
                                                  find_resume_checkpoint)
 from mindcv_shufflenet.models.weights import read_checkpoint, save_checkpoint

@@ -1,4 +1,4 @@
-"""The recipes under configs/: they load, they are what scripts/make_configs.py writes, and they say what
+"""The recipes under configs/: they load, they are what tools/make_configs.py writes, and they say what
 the references say. Fast: nothing is trained."""
 
 import importlib.util
@@ -14,7 +14,7 @@ from mindcv_shufflenet.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
-GENERATOR = ROOT / "scripts" / "make_configs.py"
+GENERATOR = ROOT / "tools" / "make_configs.py"
 # The generated recipes (configs/demo/ holds the hand-written demo, tested by tests/test_train.py).
 YAML_FILES = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name in ("shufflenetv1", "shufflenetv2"))
 

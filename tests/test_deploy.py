@@ -231,7 +231,7 @@ def test_export_info_round_trips_through_properties():
 def held_out(digits):
     """The digits' validation images, preprocessed as validate.py does for the demo recipe, and their labels."""
     from mindcv_shufflenet.data.transforms import eval_transforms
-    from mindcv_shufflenet.inference import find_images, load_image
+    from mindcv_shufflenet.deploy import find_images, load_image
 
     transforms = eval_transforms(32, 1.0)
     paths = find_images([digits / "val"])
@@ -254,7 +254,7 @@ def int8(trained, digits, tmp_path_factory):
 def assert_agrees_with_float(float_file, int8_file, digits, min_agreement):
     """Top-1 agreement on the held-out digits, and every image's largest logit error bounded by a small part
     of that image's float logit spread (max - min)."""
-    from mindcv_shufflenet.quantize import compare_logits
+    from mindcv_shufflenet.deploy.quantize import compare_logits
 
     x, labels = held_out(digits)
     float_logits, int8_logits = load_exported(float_file)(x), load_exported(int8_file)(x)
@@ -342,7 +342,7 @@ def _colour_folder(root, colours, broken=0):
 def test_calibration_images_are_preprocessed_as_validate_does(tmp_path):
     from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
     from mindcv_shufflenet.data import eval_transforms
-    from mindcv_shufflenet.quantize import calibration_images
+    from mindcv_shufflenet.deploy.quantize import calibration_images
 
     colours = [(10, 20, 30), (200, 100, 0), (0, 255, 128), (90, 90, 90), (255, 0, 255)]
     root = _colour_folder(tmp_path / "calib", colours, broken=1)
@@ -360,7 +360,7 @@ def test_calibration_images_are_preprocessed_as_validate_does(tmp_path):
 
 def test_bad_calibration_folders_are_refused(tmp_path):
     from mindcv_shufflenet.data import eval_transforms
-    from mindcv_shufflenet.quantize import calibration_images
+    from mindcv_shufflenet.deploy.quantize import calibration_images
 
     transforms = eval_transforms(8, 1.0)
     (tmp_path / "file.png").write_bytes(b"x")
@@ -433,7 +433,7 @@ def test_loading_full_range_int8_weights_warns_on_x86_without_vnni(tmp_path, mon
     """The warning reads the weights themselves, so it covers files quantized by other tools (no record)."""
     import logging
 
-    from mindcv_shufflenet import deploy
+    from mindcv_shufflenet.deploy import exported
 
     full_weights, seven_bit_weights = [-128, 5, 1, 2, 127, 3, 0, 1, 9], [-64, 5, 1, 2, 64, 3, 0, 1, 9]
     full = _int8_conv_classifier(tmp_path, "full.onnx", full_weights)
@@ -442,10 +442,10 @@ def test_loading_full_range_int8_weights_warns_on_x86_without_vnni(tmp_path, mon
     cases = [(AVX2, full, full_weights, True), (AVX2, seven_bit, seven_bit_weights, False),
              (VNNI, full, full_weights, False)]
     for flags, path, weights, warned in cases:
-        monkeypatch.setattr(deploy, "cpu_flags", lambda: flags)
+        monkeypatch.setattr(exported, "cpu_flags", lambda: flags)
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger=deploy.__name__):
-            model = deploy.load_exported(path)
+        with caplog.at_level(logging.WARNING, logger=exported.__name__):
+            model = exported.load_exported(path)
         expected = 0.01 * np.asarray(weights, np.float32).reshape(3, 3).sum(axis=1)  # ones in, mean over 4x4
         np.testing.assert_allclose(model(x), np.tile(expected, (2, 1)), rtol=1e-5)
         if warned:

@@ -74,14 +74,14 @@ def bgr(images, tmp_path_factory):
 
 def preprocessed(folder, channel_order):
     from mindcv_shufflenet.data.transforms import eval_transforms
-    from mindcv_shufflenet.inference import find_images, load_image
+    from mindcv_shufflenet.deploy import find_images, load_image
 
     transforms = eval_transforms(32, 1.0, "bilinear", MEAN_BGR, STD_BGR, channel_order)
     return np.stack([load_image(path, transforms) for path in find_images([folder])])
 
 
 def labels(folder):
-    from mindcv_shufflenet.inference import find_images
+    from mindcv_shufflenet.deploy import find_images
 
     return np.array([CLASSES.index(path.parent.name) for path in find_images([folder])])
 

@@ -10,7 +10,8 @@ import mindspore as ms
 from mindspore import nn
 
 from mindcv_shufflenet import create_model
-from mindcv_shufflenet.export import export_friendly_pools, fold_batchnorm
+from mindcv_shufflenet.deploy import export_friendly_pools
+from mindcv_shufflenet.models import fold_batchnorm
 from mindcv_shufflenet.models.weights import save_checkpoint
 from conftest import randomize, run_eval
 from torch_layout_reference import calibrate
@@ -99,7 +100,7 @@ def test_the_family_models_export_with_se_hard_swish_and_one_output(family, tmp_
     """ShuffleNetV2+ (SE, hard-swish, 5x5 / 7x7 depthwise) and V2.Large (auxiliary heads, which eval mode
     leaves out; a converted network's input offset) at reduced widths: ONNX with BatchNorm folded."""
     pytest.importorskip("onnxruntime")
-    from mindcv_shufflenet.export import export_model
+    from mindcv_shufflenet.deploy import export_model
     from mindcv_shufflenet.models import ShuffleNetV2Large, ShuffleNetV2Plus
 
     if family == "v2_plus":

@@ -13,8 +13,8 @@ from PIL import Image
 
 from mindcv_shufflenet import create_model
 from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
-from mindcv_shufflenet.inference import (find_images, imagenet_class_names, resolve_class_names, softmax,
-                                         write_class_names)
+from mindcv_shufflenet.deploy import (find_images, imagenet_class_names, resolve_class_names, softmax,
+                                      write_class_names)
 from mindcv_shufflenet.models.weights import save_checkpoint
 from conftest import randomize
 

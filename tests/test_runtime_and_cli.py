@@ -78,7 +78,7 @@ def test_model_table_command_rejects_a_pattern_matching_nothing():
 @pytest.mark.slow
 def test_cpu_layer_benchmark_runs_and_its_variants_agree():
     """The benchmark behind the layout choices (README) checks each variant against ours before timing."""
-    result = subprocess.run([sys.executable, "scripts/bench_cpu_layers.py", "--skip-networks", "--batch", "2",
+    result = subprocess.run([sys.executable, "benchmarks/experiments/bench_cpu_layers.py", "--skip-networks", "--batch", "2",
                              "--repeats", "1"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     ours = [line for line in result.stdout.splitlines() if line.strip().startswith("ours")]

@@ -1,4 +1,4 @@
-"""scripts/benchmark.py and scripts/guidelines.py: quick runs (tiny sizes, one round, no PyTorch needed)
+"""scripts/benchmark.py and benchmarks/experiments/guidelines.py: quick runs (tiny sizes, one round, no PyTorch needed)
 and the parts of them that are arithmetic."""
 
 import importlib.util
@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load(script):
-    spec = importlib.util.spec_from_file_location(f"_speed_{script}", ROOT / "scripts" / f"{script}.py")
+    name = f"_speed_{Path(script).stem}"
+    spec = importlib.util.spec_from_file_location(name, ROOT / script)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[f"_speed_{script}"] = module  # dataclasses look their module up while the file runs
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
     spec.loader.exec_module(module)
     return module
 
@@ -94,7 +95,7 @@ def _rounds(*figures):
 
 
 def test_benchmark_ratios_are_the_median_of_each_rounds_ratio():
-    bench = _load("benchmark")
+    bench = _load("scripts/benchmark.py")
     # round by round ours / torchvision in training: 1.5, 1.0, 5.0 (median 1.5; the medians' ratio would be 3.0)
     ours = bench.Result("m", "ours", rounds=_rounds((30, 100, 10), (10, 100, 10), (50, 100, 10)))
     torch = bench.Result("m", "torchvision", rounds=_rounds((20, 200, 15), (10, 200, 15), (10, 200, 15)))
@@ -108,7 +109,7 @@ def test_benchmark_ratios_are_the_median_of_each_rounds_ratio():
 
 
 def test_benchmark_table_shows_a_failed_framework_beside_the_others():
-    bench = _load("benchmark")
+    bench = _load("scripts/benchmark.py")
     args = bench.parse_args(["--threads", "2", "--repeats", "3"])
     args.framework_list = ["ours", "mindcv"]
     info = bench.machine_info(args, "python scripts/benchmark.py")
@@ -123,14 +124,14 @@ def test_benchmark_table_shows_a_failed_framework_beside_the_others():
 
 
 def test_benchmark_child_that_dies_becomes_a_one_line_error():
-    bench = _load("benchmark")
+    bench = _load("scripts/benchmark.py")
     run = bench.run_child([sys.executable, "-c", "import sys; print('noise'); sys.exit('out of memory')"], 1)
     assert run == {"error": "the process exited with status 1: out of memory"}
     assert bench.run_child([sys.executable, "-c", f"print({bench.CHILD_TAG!r} + '{{\"pid\": 7}}')"], 1) == {"pid": 7}
 
 
 def test_benchmark_model_selection_accepts_all_names_and_patterns():
-    bench = _load("benchmark")
+    bench = _load("scripts/benchmark.py")
     from mindcv_shufflenet import list_models
 
     assert bench.select_models("all") == list_models() and len(list_models()) >= 24
@@ -155,7 +156,7 @@ def _macs(net, hw=56):
 
 @pytest.mark.parametrize("setup", ["gpu", "cpu"])
 def test_guideline_tables_hold_flops_fixed_where_the_paper_does(setup):
-    guide = _load("guidelines")
+    guide = _load("benchmarks/experiments/guidelines.py")
     for table in (1, 2, 3):
         macs = [_macs(v.build()) for v in guide.table_variants(table, setup, 1)]
         assert max(macs) / min(macs) < 1.12, (table, macs)  # the paper's own rounding of channel counts
@@ -168,7 +169,7 @@ def test_guideline_tables_hold_flops_fixed_where_the_paper_does(setup):
 @pytest.mark.slow
 def test_guidelines_quick_run_prints_the_papers_figures_beside_the_measurements(tmp_path):
     result = subprocess.run(
-        [sys.executable, "scripts/guidelines.py", "--tables", "4", "--setups", "cpu", "--scales", "1",
+        [sys.executable, "benchmarks/experiments/guidelines.py", "--tables", "4", "--setups", "cpu", "--scales", "1",
          "--repeats", "1", "--out-dir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     text = (tmp_path / "guidelines.md").read_text()
@@ -180,7 +181,7 @@ def test_guidelines_quick_run_prints_the_papers_figures_beside_the_measurements(
 
 
 def test_profile_summary_attributes_convolution_kernels_to_their_kind(tmp_path):
-    prof = _load("profile_step")
+    prof = _load("benchmarks/experiments/profile_step.py")
     from mindcv_shufflenet import create_model
 
     kinds = prof.conv_kinds(create_model("shufflenet_v2_x0_5"))
@@ -212,10 +213,10 @@ def test_profile_summary_attributes_convolution_kernels_to_their_kind(tmp_path):
 @pytest.mark.slow
 def test_guidelines_replot_rewrites_the_same_table_from_saved_measurements(tmp_path):
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "scripts/guidelines.py", "--tables", "3", "--setups", "cpu", "--scales", "1",
+    subprocess.run([sys.executable, "benchmarks/experiments/guidelines.py", "--tables", "3", "--setups", "cpu", "--scales", "1",
                     "--repeats", "1", "--out-dir", str(run)], check=True, capture_output=True, cwd=ROOT, timeout=300)
     again = tmp_path / "again"
-    result = subprocess.run([sys.executable, "scripts/guidelines.py", "--replot", str(run / "guidelines.json"),
+    result = subprocess.run([sys.executable, "benchmarks/experiments/guidelines.py", "--replot", str(run / "guidelines.json"),
                              "--out-dir", str(again)], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (again / "guidelines.md").read_text() == (run / "guidelines.md").read_text()
@@ -230,7 +231,7 @@ def test_benchmark_trains_a_network_with_auxiliary_heads_on_its_weighted_loss():
 
     from mindcv_shufflenet.models.shufflenet_v2_large import ShuffleNetV2Large
 
-    bench = _load("benchmark")
+    bench = _load("scripts/benchmark.py")
     net = ShuffleNetV2Large((8, 8, 16, 32, 64, 128, 256, 64), "large", num_classes=10, drop_rate=0.0,
                             stage_repeats=(2, 2, 3, 2), groups=4, aux_channels=(16, 32, 48))
     net.set_train(True)
@@ -246,7 +247,7 @@ def test_benchmark_trains_a_network_with_auxiliary_heads_on_its_weighted_loss():
 
 
 def test_gemm_benchmark_checks_both_products_agree_and_prints_a_row_per_shape():
-    result = subprocess.run([sys.executable, "scripts/bench_gemm.py", "--batch", "1", "--repeats", "1"],
+    result = subprocess.run([sys.executable, "benchmarks/experiments/bench_gemm.py", "--batch", "1", "--repeats", "1"],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "->" in line]
@@ -254,7 +255,7 @@ def test_gemm_benchmark_checks_both_products_agree_and_prints_a_row_per_shape():
 
 
 def test_compile_profile_reads_the_phases_back_from_mindspores_log():
-    profile = _load("profile_compile")
+    profile = _load("benchmarks/experiments/profile_compile.py")
     log = "\n".join([
         "[INFO] PIPELINE(1,2,python):2026-12-01-02:44:30.000.000 [pipeline.cc:402] operator()] Status record: start type_inference action.",
         "[INFO] PIPELINE(1,2,python):2026-12-01-02:44:31.500.000 [pipeline.cc:404] operator()] Status record: end type_inference action.",
@@ -272,7 +273,7 @@ def test_compile_profile_reads_the_phases_back_from_mindspores_log():
 
 @pytest.mark.slow
 def test_compile_profile_runs_a_first_step_and_prints_the_phases():
-    result = subprocess.run([sys.executable, "scripts/profile_compile.py", "--model", "shufflenet_v2_x0_5", "--batch",
+    result = subprocess.run([sys.executable, "benchmarks/experiments/profile_compile.py", "--model", "shufflenet_v2_x0_5", "--batch",
                              "2", "--image-size", "32"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "front end: type_inference |" in result.stdout and "front end: optimize |" in result.stdout, result.stdout

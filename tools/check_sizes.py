@@ -1,7 +1,7 @@
 """List the functions in mindcv_shufflenet/ longer than 80 lines and the modules longer than 600; exit 1 if
 there are any.
 
-    python scripts/check_sizes.py [--max-function 80] [--max-module 600] [ROOT]
+    python tools/check_sizes.py [--max-function 80] [--max-module 600] [ROOT]
 
 A function's length runs from its ``def`` (decorators left out) to its last line, nested functions
 included; a module's is its number of lines.

@@ -3,7 +3,7 @@
 Needs torch and torchvision, which neither the package nor its tests need; use a separate environment:
 
     python3.11 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch torchvision "numpy<2"
-    /tmp/torchenv/bin/python scripts/make_torchvision_fixture.py
+    /tmp/torchenv/bin/python tools/make_torchvision_fixture.py
 
 writes ``tests/data/torchvision_shufflenet_v2_tiny.npz`` (the state dict of a reduced-width torchvision
 ShuffleNetV2 with random weights and BatchNorm statistics, as NumPy arrays) and
@@ -11,7 +11,7 @@ ShuffleNetV2 with random weights and BatchNorm statistics, as NumPy arrays) and
 logits for it). No weights are downloaded.
 
     /tmp/torchenv/bin/pip install -e .     # the project too, in the same environment
-    /tmp/torchenv/bin/python scripts/make_torchvision_fixture.py --check-widths /tmp/tv_check
+    /tmp/torchenv/bin/python tools/make_torchvision_fixture.py --check-widths /tmp/tv_check
 
 builds torchvision's four ShuffleNetV2 widths with random weights, saves each state dict as a ``.pth``,
 converts it with ``scripts/convert_weights.py`` and prints the largest absolute difference between

@@ -1,10 +1,10 @@
 """Measure the official (Megvii) conversion at full size: every V2 width and every released V1 model.
 
-    python scripts/measure_conversion.py [--size 224] [--models shufflenet_v2_x1_0 ...]
+    python tools/measure_conversion.py [--size 224] [--models shufflenet_v2_x1_0 ...]
 
-For each model, a transcription of the official network (``tests/torch_layout_reference.py``) gets random
-weights with BatchNorm statistics measured on the images, so that every layer matters; its state dict is
-converted with and without the stem padding value, and the converted networks, fed this project's
+For each model, a transcription of the official network (``torch_layout_reference.py`` beside this file) gets
+random weights with BatchNorm statistics measured on the images, so that every layer matters; its state dict
+is converted with and without the stem padding value, and the converted networks, fed this project's
 normalized RGB, are compared with the official one fed BGR 0-255. Prints the largest absolute logit
 difference of each, and how often the top-1 class agrees. Random weights, not the released ones: the size
 of the border error on trained weights is not known from this.
@@ -13,20 +13,16 @@ of the border error on trained weights is not known from this.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-import mindcv_shufflenet  # noqa: E402,F401  (CPU defaults before MindSpore runs)
-import mindspore as ms  # noqa: E402
-from mindcv_shufflenet import runtime  # noqa: E402
-from mindcv_shufflenet.convert import convert_state  # noqa: E402
-from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
+import mindspore as ms
+from mindcv_shufflenet import runtime
+from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
+from mindcv_shufflenet.convert import convert_state
+from torch_layout_reference import MegviiShuffleNetV1, MegviiShuffleNetV2, calibrate, randomize, torch_state
 
 MODELS = ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
           "shufflenet_v1_g3_05", "shufflenet_v1_g3_10", "shufflenet_v1_g3_15", "shufflenet_v1_g3_20",
@@ -34,8 +30,6 @@ MODELS = ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shu
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from conftest import randomize
-    from torch_layout_reference import MegviiShuffleNetV1, MegviiShuffleNetV2, calibrate, torch_state
     from mindcv_shufflenet.models import SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -8,6 +8,9 @@ outputs (``tests/data/torchvision_shufflenet_v2_tiny*.npz``); the official code 
 its ``network.py`` and ``blocks.py`` (megvii-model/ShuffleNet-Series: ShuffleNetV2/, ShuffleNetV1/,
 ShuffleNetV2+/, ShuffleNetV2.Large/, ShuffleNetV2.ExLarge/), except that the final ``AvgPool2d(7)`` is a
 global mean (the same at 224x224, the only size that code runs at). They run in PyNative mode only.
+
+Shared by the tests (``tests/``) and ``tools/measure_conversion.py``; :func:`randomize` and :func:`calibrate`
+give any network (these or this project's) weights under which a comparison cannot pass on untouched values.
 """
 
 from __future__ import annotations
@@ -16,6 +19,25 @@ import numpy as np
 from mindspore import nn, ops
 
 BN_TO_TORCH = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
+
+
+def randomize(net: nn.Cell, seed: int = 0) -> nn.Cell:
+    """Give every parameter random values (BatchNorm scales and variances positive), so that a
+    comparison of two networks cannot pass on untouched initial values."""
+    import mindspore as ms
+
+    rng = np.random.default_rng(seed)
+    for name, p in net.parameters_and_names():
+        shape = tuple(p.shape)
+        if name.endswith(("moving_variance", "gamma")):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif name.endswith(("moving_mean", "beta")):
+            value = rng.normal(0.0, 0.1, shape)
+        else:
+            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+            value = rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
+        p.set_data(ms.Tensor(value.astype(np.float32)))
+    return net
 
 
 def torch_state(net: nn.Cell) -> dict:

@@ -1,6 +1,6 @@
 """CPU training-step time of the ways ShuffleNet's channel operations can be written, side by side.
 
-    python scripts/bench_cpu_layers.py [--repeats 7] [--batch 32] [--skip-networks]
+    python benchmarks/experiments/bench_cpu_layers.py [--repeats 7] [--batch 32] [--skip-networks]
 
 Every variant computes the same function (checked before timing). Variants of one comparison are timed
 round-robin, so that load from other processes hits them alike; the table gives medians and each
@@ -17,14 +17,12 @@ from typing import Callable, Dict
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
+import mindspore as ms
+from mindspore import Tensor, nn, ops
 
-import mindcv_shufflenet  # noqa: E402,F401  (CPU defaults before MindSpore runs)
-import mindspore as ms  # noqa: E402
-from mindspore import Tensor, nn, ops  # noqa: E402
-
-from mindcv_shufflenet import create_model, runtime  # noqa: E402
-from mindcv_shufflenet.models.layers import ChannelShuffle, EvenOddSplit  # noqa: E402
+from mindcv_shufflenet import create_model, runtime
+from mindcv_shufflenet.models.layers import ChannelShuffle, EvenOddSplit
 
 
 # --- the alternatives -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """How close the 1x1 convolutions of a ShuffleNet step come to the CPU's peak, and whether a BLAS beats them.
 
-    python scripts/bench_gemm.py [--batch 32] [--repeats 15]
+    python benchmarks/experiments/bench_gemm.py [--batch 32] [--repeats 15]
 
 For the 1x1 convolution shapes of shufflenet_v2_x1_0 (forward, batch 32, float32) it times MindSpore's
 ``nn.Conv2d`` (oneDNN, in graph mode, as the networks run it) and the same product as a batched matrix
@@ -21,11 +21,9 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import mindcv_shufflenet  # noqa: E402,F401  (CPU defaults before MindSpore runs)
-import mindspore as ms  # noqa: E402
-from mindspore import Tensor, nn  # noqa: E402
+import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
+import mindspore as ms
+from mindspore import Tensor, nn
 
 # (input channels, output channels, height = width) of shufflenet_v2_x1_0's 1x1 convolutions, one per kind.
 SHAPES = ((58, 58, 56), (116, 116, 28), (232, 232, 14), (464, 464, 7), (464, 1024, 7))

@@ -1,6 +1,6 @@
 """The ShuffleNet V2 paper's four controlled experiments (section 2, Tables 1-4), run on this device.
 
-    python scripts/guidelines.py [--scales 1,2,4] [--repeats 10] [--setups gpu,cpu] [--out-dir benchmarks/guidelines]
+    python benchmarks/experiments/guidelines.py [--scales 1,2,4] [--repeats 10] [--setups gpu,cpu] [--out-dir benchmarks/guidelines]
 
 Each experiment stacks 10 identical blocks with random weights on a 56x56 input and times inference
 (graph mode). The paper timed two setups, and both are rebuilt here with the paper's channel counts:
@@ -35,13 +35,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs a kernel)
+import mindspore as ms
+from mindspore import Tensor, nn, ops
 
-import mindcv_shufflenet  # noqa: E402,F401  (CPU defaults before MindSpore runs a kernel)
-import mindspore as ms  # noqa: E402
-from mindspore import Tensor, nn, ops  # noqa: E402
-
-from mindcv_shufflenet import runtime  # noqa: E402
+from mindcv_shufflenet import runtime
 
 BLOCKS = 10
 SIZE = 56
@@ -361,7 +359,7 @@ def main() -> int:
         pass
     info: Dict[str, object] = {"device": args.device, "cpu": cpu, "cores": os.cpu_count(),
                                "mindspore": ms.__version__, "repeats": args.repeats,
-                               "command": "python scripts/guidelines.py " + " ".join(sys.argv[1:])}
+                               "command": "python benchmarks/experiments/guidelines.py " + " ".join(sys.argv[1:])}
     rows: List[Row] = []
     for table in tables:
         for setup in setups:

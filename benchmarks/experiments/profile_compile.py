@@ -1,6 +1,6 @@
 """Where the first training step's time goes: MindSpore's graph compilation, phase by phase.
 
-    python scripts/profile_compile.py [--model shufflenet_v2_x1_0] [--batch 32] [--image-size 224]
+    python benchmarks/experiments/profile_compile.py [--model shufflenet_v2_x1_0] [--batch 32] [--image-size 224]
 
 Runs the first training step (cross-entropy, SGD momentum, graph mode) in a child process with MindSpore's
 INFO log on (``GLOG_v=1``), and reads the log's timings back: the front end's actions (type inference,
@@ -18,10 +18,8 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
 # 2026-12-01-02:44:41.730.834: date, then h:m:s.milliseconds.microseconds
 STAMP = r"\d{4}-\d\d-\d\d-(\d\d):(\d\d):(\d\d)\.(\d+)\.(\d+)"
 
@@ -63,7 +61,7 @@ def parse_log(text: str) -> Tuple[Dict[str, float], Dict[str, float], Dict[str, 
 
 def run_first_step(model: str, batch: int, size: int, log: bool) -> Tuple[float, str]:
     """Seconds of the first step in a fresh process (optionally with MindSpore's INFO log), and the log."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = dict(os.environ)
     if log:
         env.update(GLOG_v="1", GLOG_logtostderr="1")
     proc = subprocess.run([sys.executable, __file__, "--child", "--model", model, "--batch", str(batch),

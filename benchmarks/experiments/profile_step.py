@@ -1,6 +1,6 @@
 """Where a training step's time goes: MindSpore's profiler over a few steps, summed by kind of operation.
 
-    python scripts/profile_step.py [--model shufflenet_v2_x1_0] [--batch 32] [--steps 3] [--out-dir /tmp/profile]
+    python benchmarks/experiments/profile_step.py [--model shufflenet_v2_x1_0] [--batch 32] [--steps 3] [--out-dir /tmp/profile]
 
 Runs one compiled training step (cross-entropy, SGD momentum, graph mode) a few times under
 ``mindspore.Profiler`` and prints the milliseconds per step spent in each kind of kernel, splitting
@@ -21,9 +21,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import mindcv_shufflenet  # noqa: E402,F401  (CPU defaults before MindSpore runs a kernel)
+import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs a kernel)
 
 CONV_KINDS = {"Conv2D": "forward", "Conv2DBackpropInput": "input grad", "Conv2DBackpropFilter": "weight grad"}
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 CLASSES_FILE = "classes.txt"
-IMAGENET_CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
+IMAGENET_CLASSES_FILE = Path(__file__).parents[1] / "imagenet_classes.txt"
 
 
 def imagenet_class_names() -> List[str]:
@@ -146,10 +146,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def predict(net: "nn.Cell", images: Sequence[Path], transforms: Sequence, batch_size: int = 16,
             top_k: int = 5) -> Iterator[Prediction]:
     """Top-``top_k`` classes and probabilities (softmax of the logits) for each image, batch by batch.
-    ``net`` is a network or an exported model (``deploy.ExportedModel``)."""
+    ``net`` is a network or an exported model (:class:`~mindcv_shufflenet.deploy.ExportedModel`)."""
     import mindspore as ms
 
-    from .engine.evaluate import to_numpy
+    from ..engine.evaluate import to_numpy
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

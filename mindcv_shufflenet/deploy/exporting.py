@@ -15,10 +15,10 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
-from . import runtime
-from .deploy import ExportInfo, mindir_info_writer, write_onnx_info
-from .kernels import use_native_kernels
-from .models.fusion import fold_batchnorm
+from .. import runtime
+from ..kernels import use_native_kernels
+from ..models.fusion import fold_batchnorm
+from .exported import ExportInfo, mindir_info_writer, write_onnx_info
 
 FORMATS = ("MINDIR", "ONNX", "AIR")
 SUFFIXES = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
@@ -93,7 +93,7 @@ def export_model(net: nn.Cell, file_name: str | os.PathLike, file_format: str = 
         fold_bn: fold BatchNorm into the convolutions first (:func:`fold_batchnorm`).
         check: run the exported file (MindIR reloaded in MindSpore, ONNX in onnxruntime if installed) on
             a random batch and report the largest difference from the original network's logits.
-        info: what to record in the file about its input and output (``deploy.ExportInfo``: model name,
+        info: what to record in the file about its input and output (:class:`ExportInfo`: model name,
             classes, preprocessing): ONNX ``metadata_props`` (when the onnx package is installed), MindIR
             ``user_info``. Not recorded in AIR.
 

@@ -1,7 +1,7 @@
 """INT8 ONNX by static post-training quantization, with onnxruntime's own tooling (``onnxruntime.quantization``).
 
-:func:`quantize_onnx` takes a float ONNX file written by :func:`export.export_model` (BatchNorm already folded
-into the convolutions) and:
+:func:`quantize_onnx` takes a float ONNX file written by :func:`.exporting.export_model` (BatchNorm already
+folded into the convolutions) and:
 
 1. brings it from opset 11 (what MindSpore 2.10 writes) to opset 17 with onnx's version converter: at opset
    11 ``DequantizeLinear`` has no ``axis``, so per-channel weights would give a file that does not load;
@@ -33,9 +33,9 @@ import onnxruntime.quantization as oq
 from onnx import version_converter
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from .data.folders import unreadable_reason
-from .deploy import ExportInfo, set_onnx_info
-from .inference import IMAGE_EXTENSIONS, load_image
+from ..data.folders import unreadable_reason
+from .classify import IMAGE_EXTENSIONS, load_image
+from .exported import ExportInfo, set_onnx_info
 
 QDQ_OPSET = 17  # the first opset with per-channel DequantizeLinear is 13; 17 is what was tested here
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")

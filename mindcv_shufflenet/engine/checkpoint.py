@@ -28,7 +28,7 @@ import numpy as np
 from mindspore import Tensor, nn
 
 from .. import runtime
-from ..checkpoint_file import checkpoint_problem
+from ..checkpoints.integrity import checkpoint_problem
 from ..models.weights import read_checkpoint
 from . import faults
 from .train_step import SCRATCH_PREFIXES

@@ -24,7 +24,7 @@ from .. import runtime
 from ..config import Config, ConfigError, save_config
 from ..data.datasets import TrainData, create_eval_dataset, create_train_dataset
 from ..data.folders import find_classes, skipped_summary, split_folder
-from ..models.registry import create_model
+from ..models.factory import create_model
 from ..models.weights import checkpoint_record
 from . import faults
 from .checkpoint import (CheckpointManager, ResumeState, find_resume_checkpoint, load_training_state,

@@ -4,7 +4,8 @@ from . import shufflenet_v1, shufflenet_v2, shufflenet_v2_large, shufflenet_v2_p
 from .fusion import fold_batchnorm, prepare_for_inference
 from .complexity import Counts, ParamCount, count_macs, count_params, model_counts
 from .metadata import ModelInfo, Preprocessing, PublishedFigures, ReleasedWeights, Reported
-from .registry import create_model, list_models, model_info, register_model
+from .factory import create_model
+from .registry import list_models, model_info, register_model
 from .shufflenet_v1 import SHUFFLENET_V1_CHANNELS, ShuffleNetV1
 from .shufflenet_v2 import SHUFFLENET_V2_50_CHANNELS, SHUFFLENET_V2_CHANNELS, ShuffleNetV2
 from .shufflenet_v2_large import SHUFFLENET_V2_LARGE_CONFIGS, ShuffleNetV2Large

@@ -17,8 +17,8 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
-from ..checkpoint_file import CheckpointFileError, check_checkpoint_file
-from ..convert.mindcv_v1 import grouped_from_split_convs
+from ..checkpoints.integrity import CheckpointFileError, check_checkpoint_file
+from ..checkpoints.mindcv_v1 import grouped_from_split_convs
 from .registry import canonical_model_name, list_models, model_info
 from .metadata import Preprocessing
 
