@@ -344,6 +344,7 @@ def _mindspore_runner(args: argparse.Namespace):
     import numpy as np
 
     import mindcv_shufflenet  # noqa: F401  (CPU defaults, fast kernels)
+    # isort: split
     import mindspore as ms
     from mindcv_shufflenet import create_model, runtime
 

@@ -108,6 +108,7 @@ def check_widths(folder: Path) -> int:
             return 1
         results[name] = logits
     import mindcv_shufflenet  # noqa: F401  (after torch: the two only meet in this check)
+    # isort: split
     import mindspore as ms
     from mindcv_shufflenet import create_model, runtime
 

@@ -22,6 +22,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
+# isort: split
 import mindspore as ms
 from mindspore import Tensor, nn
 

@@ -36,6 +36,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs a kernel)
+# isort: split
 import mindspore as ms
 from mindspore import Tensor, nn, ops
 

@@ -75,6 +75,7 @@ def child(model: str, batch: int, size: int) -> None:
     import numpy as np
 
     import mindcv_shufflenet  # noqa: F401  (CPU defaults)
+    # isort: split
     import mindspore as ms
     from mindspore import Tensor, nn
 
