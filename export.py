@@ -26,8 +26,13 @@ from typing import List, Optional
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import runtime
-from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_model_arguments, eval_preprocessing,
-                                   model_from_arguments, resolve_model_arguments)
+from mindcv_shufflenet.cli import (
+    PREPROCESSING_OPTIONS,
+    add_model_arguments,
+    eval_preprocessing,
+    model_from_arguments,
+    resolve_model_arguments,
+)
 from mindcv_shufflenet.constants import INTERPOLATIONS
 from mindcv_shufflenet.deploy import FORMATS, ExportInfo, ExportResult, export_model, resolve_class_names
 from mindcv_shufflenet.models.metadata import Preprocessing

@@ -18,20 +18,34 @@ interpolation, mean/std, channel order) come from what export.py recorded in the
 from __future__ import annotations
 
 import argparse
-import sys
 import json
+import sys
 from typing import List, Optional, Tuple
 
 import numpy as np
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import runtime
-from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_fold_argument, add_model_arguments, eval_preprocessing,
-                                   exported_preprocessing, model_from_arguments, resolve_model_arguments)
+from mindcv_shufflenet.cli import (
+    PREPROCESSING_OPTIONS,
+    add_fold_argument,
+    add_model_arguments,
+    eval_preprocessing,
+    exported_preprocessing,
+    model_from_arguments,
+    resolve_model_arguments,
+)
 from mindcv_shufflenet.constants import INTERPOLATIONS
 from mindcv_shufflenet.data.transforms import eval_transforms
-from mindcv_shufflenet.deploy import (ExportedModel, describe, find_images, load_exported, predict, recorded_class_names,
-                                     resolve_class_names)
+from mindcv_shufflenet.deploy import (
+    ExportedModel,
+    describe,
+    find_images,
+    load_exported,
+    predict,
+    recorded_class_names,
+    resolve_class_names,
+)
 from mindcv_shufflenet.models import prepare_for_inference
 
 

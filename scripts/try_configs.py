@@ -29,11 +29,12 @@ import traceback
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet.config import load_config
 from mindcv_shufflenet.engine.trainer import train
 from mindcv_shufflenet.models.shufflenet_v2_large import SHUFFLENET_V2_LARGE_CONFIGS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SMALL_RUN = {"device_target": "CPU", "distribute": False, "dataset_sink_mode": False, "image_resize": 32,
              "batch_size": 4, "num_samples": 8, "epoch_size": 1, "warmup_epochs": 0, "decay_epochs": 1,

@@ -7,7 +7,6 @@ import pytest
 
 import mindcv_shufflenet  # noqa: F401  (applies the CPU defaults before MindSpore runs a kernel)
 from mindcv_shufflenet import runtime
-
 from tests.helpers import run_cli as _run_cli
 from tests.helpers import write_messy_folder
 

@@ -24,8 +24,14 @@ from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
 from mindcv_shufflenet.models import SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, SHUFFLENET_V2_PLUS_CHANNELS
 
 # randomize and calibrate are shared with tools/measure_conversion.py (tools/ is on the tests' path: pyproject.toml).
-from torch_layout_reference import (MegviiShuffleNetV1, MegviiShuffleNetV2, MegviiShuffleNetV2Plus,
-                                    TorchvisionShuffleNetV2, calibrate, randomize)
+from torch_layout_reference import (
+    MegviiShuffleNetV1,
+    MegviiShuffleNetV2,
+    MegviiShuffleNetV2Plus,
+    TorchvisionShuffleNetV2,
+    calibrate,
+    randomize,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"

@@ -110,6 +110,7 @@ def check_widths(folder: Path) -> int:
     import mindcv_shufflenet  # noqa: F401  (after torch: the two only meet in this check)
     # isort: split
     import mindspore as ms
+
     from mindcv_shufflenet import create_model, runtime
 
     runtime.init_runtime(device="CPU", mode="pynative")
@@ -120,8 +121,9 @@ def check_widths(folder: Path) -> int:
         got = net(ms.Tensor(x.numpy())).asnumpy()
         diff = float(np.abs(got - expected).max())
         worst = max(worst, diff)
+        same_top1 = bool((got.argmax(1) == expected.argmax(1)).all())
         print(f"{name}: torchvision vs converted, max abs logit diff {diff:.2e} "
-              f"(logits max |.| {np.abs(expected).max():.2f}, same top-1: {bool((got.argmax(1) == expected.argmax(1)).all())})")
+              f"(logits max |.| {np.abs(expected).max():.2f}, same top-1: {same_top1})")
     return 0 if worst <= 1e-4 else 1
 
 

@@ -18,8 +18,10 @@ from typing import List, Optional
 import numpy as np
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
+
 # isort: split
 import mindspore as ms
+
 from mindcv_shufflenet import runtime
 from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
 from mindcv_shufflenet.convert import convert_state

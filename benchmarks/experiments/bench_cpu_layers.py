@@ -10,16 +10,14 @@ variant's time relative to the one this project uses (ratio > 1: slower than our
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 from typing import Callable, Dict
 
 import numpy as np
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
+
 # isort: split
-import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 from mindcv_shufflenet import create_model, runtime

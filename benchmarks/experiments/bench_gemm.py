@@ -22,6 +22,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
+
 # isort: split
 import mindspore as ms
 from mindspore import Tensor, nn
@@ -76,8 +77,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         out = np.empty((args.batch, cout, size * size), np.float32)
         ours = conv(x_ms).asnumpy().reshape(args.batch, cout, -1)
         np.testing.assert_allclose(np.matmul(w2, x3), ours, rtol=1e-4, atol=1e-3 * np.abs(ours).max())
-        t_ms, t_blas = _median_seconds([lambda: conv(x_ms).asnumpy(), lambda: np.matmul(w2, x3, out=out)],
-                                       args.repeats)
+        t_ms, t_blas = _median_seconds([lambda conv=conv, x_ms=x_ms: conv(x_ms).asnumpy(),
+                                        lambda w2=w2, x3=x3, out=out: np.matmul(w2, x3, out=out)], args.repeats)
         gflop = 2 * args.batch * cin * cout * size * size / 1e9
         print(f"| {cin} -> {cout}, {size}x{size} | {t_ms * 1e3:.2f} | {gflop / t_ms:.0f} | {gflop / t_ms / peak:.0%} "
               f"| {t_blas * 1e3:.2f} | {gflop / t_blas:.0f} | {t_blas / t_ms:.2f}x |")

@@ -1,6 +1,7 @@
 """The ShuffleNet V2 paper's four controlled experiments (section 2, Tables 1-4), run on this device.
 
-    python benchmarks/experiments/guidelines.py [--scales 1,2,4] [--repeats 10] [--setups gpu,cpu] [--out-dir benchmarks/guidelines]
+    python benchmarks/experiments/guidelines.py [--scales 1,2,4] [--repeats 10] [--setups gpu,cpu] \
+        [--out-dir benchmarks/guidelines]
 
 Each experiment stacks 10 identical blocks with random weights on a 56x56 input and times inference
 (graph mode). The paper timed two setups, and both are rebuilt here with the paper's channel counts:
@@ -31,11 +32,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs a kernel)
+
 # isort: split
 import mindspore as ms
 from mindspore import Tensor, nn, ops
@@ -153,8 +155,9 @@ def table_variants(table: int, setup: str, scale: int) -> List[Variant]:
     if table == 3:
         c, figs = G3_X1[setup]
         c *= scale
+        c2 = round(c / math.sqrt(2))  # the width at which two fragments in series keep the FLOPs of one
         specs = [("1-fragment", c, lambda c=c: Series(c, 1)),
-                 ("2-fragment-series", round(c / math.sqrt(2)), lambda w=round(c / math.sqrt(2)): Series(w, 2)),
+                 ("2-fragment-series", c2, lambda w=c2: Series(w, 2)),
                  ("4-fragment-series", c // 2, lambda w=c // 2: Series(w, 4)),
                  ("2-fragment-parallel", c, lambda c=c: Parallel(c, 2)),
                  ("4-fragment-parallel", c, lambda c=c: Parallel(c, 4))]

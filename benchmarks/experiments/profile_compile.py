@@ -114,7 +114,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("|---|---|---|")
     rows = [(f"front end: {name}", t) for name, t in sorted(actions.items(), key=lambda kv: -kv[1]) if t >= 0.05]
     rows += [(f"  optimizer pass {name}", t) for name, t in sorted(passes.items(), key=lambda kv: -kv[1])[:args.top]]
-    rows.append(("  back end: compile_backend_graph (within task_emit)", totals.get("compile_backend_graph", float("nan"))))
+    rows.append(("  back end: compile_backend_graph (within task_emit)",
+                 totals.get("compile_backend_graph", float("nan"))))
     for name, t in rows:
         print(f"| {name} | {t:.2f} | {t / compile_s:.0%} |")
     return 0

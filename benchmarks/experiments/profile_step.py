@@ -1,6 +1,7 @@
 """Where a training step's time goes: MindSpore's profiler over a few steps, summed by kind of operation.
 
-    python benchmarks/experiments/profile_step.py [--model shufflenet_v2_x1_0] [--batch 32] [--steps 3] [--out-dir /tmp/profile]
+    python benchmarks/experiments/profile_step.py [--model shufflenet_v2_x1_0] [--batch 32] [--steps 3] \
+        [--out-dir /tmp/profile]
 
 Runs one compiled training step (cross-entropy, SGD momentum, graph mode) a few times under
 ``mindspore.Profiler`` and prints the milliseconds per step spent in each kind of kernel, splitting
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import re
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -46,8 +46,8 @@ def conv_kinds(net) -> Dict[str, str]:
 
 def summarise(detail_csv: Path, kinds: Dict[str, str], steps: int) -> List[Tuple[str, float]]:
     """Milliseconds per step by kind of operation, largest first, from the profiler's
-    ``cpu_op_detail_info_*.csv``. Convolution kernels are attributed to their cell through the scope
-    in the kernel's full name (``.../features-SequentialCell/0-ShuffleV2Block/branch_main-SequentialCell/3-Conv2d/...``)."""
+    ``cpu_op_detail_info_*.csv``. Convolution kernels are attributed to their cell through the scope in the
+    kernel's full name (``.../features-SequentialCell/0-ShuffleV2Block/branch_main-SequentialCell/3-Conv2d/...``)."""
     totals: Counter = Counter()
     for row in csv.DictReader(detail_csv.open()):
         op, name = row["op_type"], row["full_op_name"]

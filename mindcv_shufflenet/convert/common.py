@@ -37,7 +37,7 @@ class ConvertedWeights:
     groups: Optional[int] = None
     source: str = ""
 
-    def build(self) -> "nn.Cell":
+    def build(self) -> nn.Cell:
         """The network these weights fit, with the weights loaded (strictly)."""
         from .. import models
 
@@ -50,8 +50,13 @@ class ConvertedWeights:
 
     def matching_model(self) -> Optional[str]:
         """The registered model name whose channel table these weights have (None for other widths)."""
-        from ..models import (SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, SHUFFLENET_V2_LARGE_CONFIGS,
-                              SHUFFLENET_V2_PLUS_CHANNELS, shufflenet_v2_plus)
+        from ..models import (
+            SHUFFLENET_V1_CHANNELS,
+            SHUFFLENET_V2_CHANNELS,
+            SHUFFLENET_V2_LARGE_CONFIGS,
+            SHUFFLENET_V2_PLUS_CHANNELS,
+            shufflenet_v2_plus,
+        )
 
         if self.architecture == "ShuffleNetV2Large":
             variant = self.options.get("variant")

@@ -12,12 +12,36 @@ as classifiers, classifying image files, and what the CPU can run correctly.
 from importlib import import_module
 from typing import Any
 
-from .classify import (IMAGE_EXTENSIONS, Prediction, find_images, imagenet_class_names, load_image, predict,
-                       read_class_names, resolve_class_names, softmax, write_class_names)
-from .cpu_features import (SATURATION_FREE_INT8, cpu_flags, has_full_range_int8_weights, int8_kernels_saturate,
-                           largest_int8_weight)
-from .exported import (ExportedModel, ExportInfo, describe, load_exported, mindir_info_writer, model_file_format,
-                       recorded_class_names, set_onnx_info, write_onnx_info)
+from .classify import (
+    IMAGE_EXTENSIONS,
+    Prediction,
+    find_images,
+    imagenet_class_names,
+    load_image,
+    predict,
+    read_class_names,
+    resolve_class_names,
+    softmax,
+    write_class_names,
+)
+from .cpu_features import (
+    SATURATION_FREE_INT8,
+    cpu_flags,
+    has_full_range_int8_weights,
+    int8_kernels_saturate,
+    largest_int8_weight,
+)
+from .exported import (
+    ExportedModel,
+    ExportInfo,
+    describe,
+    load_exported,
+    mindir_info_writer,
+    model_file_format,
+    recorded_class_names,
+    set_onnx_info,
+    write_onnx_info,
+)
 from .exporting import FORMATS, ExportResult, export_friendly_pools, export_model
 
 # onnx and onnxruntime are an optional extra: quantize is imported when one of its names is first asked for.

@@ -143,7 +143,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def predict(net: "nn.Cell", images: Sequence[Path], transforms: Sequence, batch_size: int = 16,
+def predict(net: nn.Cell, images: Sequence[Path], transforms: Sequence, batch_size: int = 16,
             top_k: int = 5) -> Iterator[Prediction]:
     """Top-``top_k`` classes and probabilities (softmax of the logits) for each image, batch by batch.
     ``net`` is a network or an exported model (:class:`~mindcv_shufflenet.deploy.ExportedModel`)."""

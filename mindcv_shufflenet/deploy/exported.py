@@ -22,8 +22,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .cpu_features import (SATURATION_FREE_INT8, cpu_flags, has_full_range_int8_weights, int8_kernels_saturate,
-                           largest_int8_weight)
+from .cpu_features import (
+    SATURATION_FREE_INT8,
+    cpu_flags,
+    has_full_range_int8_weights,
+    int8_kernels_saturate,
+    largest_int8_weight,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +56,7 @@ class ExportInfo:
         return {INFO_PREFIX + key: json.dumps(value) for key, value in asdict(self).items() if value is not None}
 
     @classmethod
-    def from_properties(cls, properties: Mapping[str, str], source: str | os.PathLike) -> "ExportInfo":
+    def from_properties(cls, properties: Mapping[str, str], source: str | os.PathLike) -> ExportInfo:
         """Read the fields back from a file's properties; other keys are ignored.
 
         Raises:

@@ -48,7 +48,8 @@ def create_model(
     if finetune and not checkpoint_path:
         raise ValueError("finetune=True re-initialises a checkpoint's classifier: give checkpoint_path too "
                          "(pretrained=True does it by itself)")
-    build = functools.partial(call_builder, name, pretrained=pretrained, num_classes=num_classes, in_channels=in_channels)
+    build = functools.partial(call_builder, name, pretrained=pretrained, num_classes=num_classes,
+                              in_channels=in_channels)
     if checkpoint_path:
         return build_from_checkpoint(build, name, checkpoint_path, options, ema=ema, finetune=finetune)
     return build(**options)

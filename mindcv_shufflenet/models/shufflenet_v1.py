@@ -15,8 +15,15 @@ from typing import Any, Dict, Optional, Sequence
 from mindspore import Tensor, nn, ops
 
 from .graph_reuse import ReusedGraphUnit
-from .layers import (ChannelShuffle, DepthwiseConv2d, GlobalAvgPool, classifier_dropout, downsample_pool,
-                     init_like_mindcv, stem_conv)
+from .layers import (
+    ChannelShuffle,
+    DepthwiseConv2d,
+    GlobalAvgPool,
+    classifier_dropout,
+    downsample_pool,
+    init_like_mindcv,
+    stem_conv,
+)
 from .metadata import MINDCV_TOP1, ModelInfo, PublishedFigures, Reported, mindcv_release
 from .registry import model_info, register_model
 from .weights import load_pretrained

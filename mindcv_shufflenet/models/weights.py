@@ -19,8 +19,8 @@ from mindspore import nn
 
 from ..checkpoints.integrity import CheckpointFileError, check_checkpoint_file
 from ..checkpoints.mindcv_v1 import grouped_from_split_convs
-from .registry import canonical_model_name, list_models, model_info
 from .metadata import Preprocessing
+from .registry import canonical_model_name, list_models, model_info
 
 logger = logging.getLogger(__name__)
 

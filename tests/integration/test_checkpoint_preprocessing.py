@@ -80,12 +80,14 @@ def test_validate_and_export_use_the_recorded_model_and_preprocessing(run_cli, t
     run_cli("validate.py", "--model", "shufflenet_v2_x0_5", *args, "--image_resize", 32, "--crop_pct", 1.0,
             "--mean", "120,110,100", "--std", "60,60,60", "--json", tmp_path / "b.json", cwd=tmp_path, check=True)
     assert "note:" not in recorded.stderr
-    assert json.loads((tmp_path / "a.json").read_text())["loss"] == json.loads((tmp_path / "b.json").read_text())["loss"]
+    loss = {name: json.loads((tmp_path / f"{name}.json").read_text())["loss"] for name in ("a", "b")}
+    assert loss["a"] == loss["b"]
     # no --model, no --num_classes: the checkpoint names its model and its classifier gives the classes
     named = run_cli("validate.py", "--ckpt_path", ckpt, "--data_dir", root, "--json", tmp_path / "c.json",
                     cwd=tmp_path, check=True)
     assert named.stdout.startswith("shufflenet_v2_x0_5: top-1 ")
-    assert json.loads((tmp_path / "c.json").read_text())["loss"] == json.loads((tmp_path / "a.json").read_text())["loss"]
+    assert json.loads((tmp_path / "c.json").read_text())["loss"] == loss["a"]
     exported = run_cli("export.py", "--ckpt_path", ckpt, "--file_name", tmp_path / "net", "--no_check", cwd=tmp_path,
                        check=True)
-    assert "input float32 [batch, 3, 32, 32] (RGB, mean [120.0, 110.0, 100.0], std [60.0, 60.0, 60.0])" in exported.stdout
+    assert ("input float32 [batch, 3, 32, 32] (RGB, mean [120.0, 110.0, 100.0], std [60.0, 60.0, 60.0])"
+            in exported.stdout)

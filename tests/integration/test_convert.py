@@ -6,8 +6,17 @@ import pytest
 
 from mindcv_shufflenet import create_model
 from mindcv_shufflenet.models import SHUFFLENET_V2_CHANNELS
-from tests.helpers import (DATA, SIZE, TOLERANCE, max_diff, megvii_reference, normalize, rgb_images, run_eval,
-                           torchvision_reference)
+from tests.helpers import (
+    DATA,
+    SIZE,
+    TOLERANCE,
+    max_diff,
+    megvii_reference,
+    normalize,
+    rgb_images,
+    run_eval,
+    torchvision_reference,
+)
 from torch_layout_reference import torch_state
 
 

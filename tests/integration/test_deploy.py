@@ -274,7 +274,7 @@ def test_deploy_benchmark_speed_quick_run_writes_ratios_to_the_float_file(run_cl
                                      f"{sys.executable} (run from a separate environment with PyTorch, see the "
                                      f"README)"]
         assert f"note: {result['skipped'][0]}" in (tmp_path / "speed.md").read_text()
-    for (name, batch), row in rows.items():
+    for (_, batch), row in rows.items():
         assert len(row["samples_img_per_s"]) == 2 and row["img_per_s"] > 0
         base = rows[("float", batch)]["img_per_s"]
         assert row["speedup"] == pytest.approx(row["img_per_s"] / base)

@@ -2,9 +2,9 @@
 models: unit/test_export.py)."""
 
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 from mindspore import nn
 
 from mindcv_shufflenet import create_model

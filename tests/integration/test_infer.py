@@ -3,15 +3,14 @@ in process: unit/test_classify.py)."""
 
 import json
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 from PIL import Image
 
 from mindcv_shufflenet import create_model
 from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
-from mindcv_shufflenet.deploy import (imagenet_class_names, softmax,
-                                      write_class_names)
+from mindcv_shufflenet.deploy import imagenet_class_names, softmax, write_class_names
 from mindcv_shufflenet.models.weights import save_checkpoint
 from tests.helpers import randomize
 

@@ -67,7 +67,8 @@ def test_benchmark_refuses_an_unknown_or_missing_framework_with_one_line(run_cli
 def test_benchmark_rejects_a_model_name_matching_nothing(run_cli, tmp_path):
     result = run_cli("scripts/benchmark.py", "--models", "resnet50", "--out-dir", tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == "error: no model matches 'resnet50': see the names in list_models()"
+    assert result.stderr.strip().splitlines()[-1] == ("error: no model matches 'resnet50': see the names in "
+                                                      "list_models()")
 
 
 @pytest.mark.slow

@@ -14,7 +14,6 @@ import pytest
 from mindcv_shufflenet.models.weights import read_checkpoint
 from tests.helpers import DEMO, start_cli
 
-
 # The demo recipe cut down: 640 of the digits per epoch (20 steps of 32), 3 epochs, EMA on.
 TINY = ["--config", DEMO, "--num_samples", "640", "--batch_size", "32", "--epoch_size", "3", "--decay_epochs", "2",
         "--lr", "0.02", "--log_interval", "4", "--ema", "true", "--ema_decay", "0.9", "--hflip", "0.5",

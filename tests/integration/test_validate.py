@@ -2,9 +2,9 @@
 
 import re
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 from PIL import Image
 
 from mindcv_shufflenet import create_model

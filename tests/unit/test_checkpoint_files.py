@@ -15,8 +15,12 @@ from mindspore import nn
 
 from mindcv_shufflenet import create_model
 from mindcv_shufflenet.checkpoints import CheckpointFileError, check_checkpoint_file, checkpoint_problem
-from mindcv_shufflenet.engine.checkpoint import (NoIntactCheckpointError, atomic_save, epoch_checkpoints,
-                                                 find_resume_checkpoint)
+from mindcv_shufflenet.engine.checkpoint import (
+    NoIntactCheckpointError,
+    atomic_save,
+    epoch_checkpoints,
+    find_resume_checkpoint,
+)
 from mindcv_shufflenet.models.weights import read_checkpoint, save_checkpoint
 
 MODEL = "tiny"
@@ -182,6 +186,6 @@ def test_epoch_checkpoints_are_ordered_by_epoch_not_name(tmp_path):
     for epoch in (2, 10, 1):
         _small_checkpoint(tmp_path / f"{MODEL}-{epoch}_5.ckpt", epoch)
     _small_checkpoint(tmp_path / f"{MODEL}-best.ckpt")
-    _small_checkpoint(tmp_path / f"other-3_5.ckpt")
+    _small_checkpoint(tmp_path / "other-3_5.ckpt")
     assert [p.name for p in epoch_checkpoints(tmp_path, MODEL)] == [f"{MODEL}-10_5.ckpt", f"{MODEL}-2_5.ckpt",
                                                                     f"{MODEL}-1_5.ckpt"]

@@ -2,14 +2,19 @@
 
 import logging
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 
 from mindcv_shufflenet import create_model
 from mindcv_shufflenet.models import CheckpointMismatchError, load_checkpoint
-from mindcv_shufflenet.models.weights import (META_KEY, checkpoint_classes, checkpoint_record,
-                                              read_checkpoint_with_meta, save_checkpoint)
+from mindcv_shufflenet.models.weights import (
+    META_KEY,
+    checkpoint_classes,
+    checkpoint_record,
+    read_checkpoint_with_meta,
+    save_checkpoint,
+)
 from tests.helpers import randomize, run_eval, save_training_checkpoint, state_of
 
 IMAGE = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
@@ -69,7 +74,8 @@ def test_safetensors_checkpoints_keep_their_record_and_class_names(tmp_path):
 def test_a_training_loop_can_record_the_settings_with_mindspores_own_saver(tmp_path):
     source = randomize(create_model("shufflenet_v1_g3_05", num_classes=2, pool_padding="symmetric"), seed=6)
     record = checkpoint_record(source, "shufflenet_v1_g3_05", class_names=["no", "yes"])
-    ms.save_checkpoint(source, str(tmp_path / "epoch1.ckpt"), append_dict=record)  # or CheckpointConfig(append_info=[record])
+    # as a training loop saves, or CheckpointConfig(append_info=[record])
+    ms.save_checkpoint(source, str(tmp_path / "epoch1.ckpt"), append_dict=record)
     net = create_model("shufflenet_v1_g3_05", num_classes=2, checkpoint_path=str(tmp_path / "epoch1.ckpt"))
     assert net.options["pool_padding"] == "symmetric"
     assert checkpoint_classes(tmp_path / "epoch1.ckpt") == (2, ["no", "yes"])
@@ -101,7 +107,8 @@ def test_another_class_count_without_finetune_says_how_to_get_it(tmp_path):
     with pytest.raises(CheckpointMismatchError, match=r"the checkpoint's classifier has 1000 classes, the network 10: "
                                                       r"set num_classes=1000, or finetune=True"):
         create_model("shufflenet_v2_x0_5", num_classes=10, checkpoint_path=str(ckpt))
-    with pytest.raises(ValueError, match="finetune=True re-initialises a checkpoint's classifier: give checkpoint_path"):
+    with pytest.raises(ValueError,
+                       match="finetune=True re-initialises a checkpoint's classifier: give checkpoint_path"):
         create_model("shufflenet_v2_x0_5", finetune=True)
 
 

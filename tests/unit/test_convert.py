@@ -1,24 +1,53 @@
 """Weights from torchvision and from the official (Megvii) code convert exactly, without torch."""
 
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 
 from mindcv_shufflenet import create_model
-from mindcv_shufflenet.convert import (ConvertedWeights, convert_state, from_megvii, from_megvii_v2,
-                                       from_megvii_v2_large, from_torchvision_v2, read_mean_image,
-                                       read_source_weights, stage_permutations)
-from mindcv_shufflenet.convert.torchvision import TORCHVISION_OPTIONS
 from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
-from mindcv_shufflenet.models import (SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, ShuffleNetV2Large,
-                                      load_state_dict, save_checkpoint)
+from mindcv_shufflenet.convert import (
+    ConvertedWeights,
+    convert_state,
+    from_megvii,
+    from_megvii_v2,
+    from_megvii_v2_large,
+    from_torchvision_v2,
+    read_mean_image,
+    read_source_weights,
+    stage_permutations,
+)
+from mindcv_shufflenet.convert.torchvision import TORCHVISION_OPTIONS
+from mindcv_shufflenet.models import (
+    SHUFFLENET_V1_CHANNELS,
+    SHUFFLENET_V2_CHANNELS,
+    ShuffleNetV2Large,
+    load_state_dict,
+    save_checkpoint,
+)
 from mindcv_shufflenet.models.shufflenet_v2_plus import ARCHITECTURE
-from torch_layout_reference import (MegviiShuffleNetV1, MegviiShuffleNetV2Large,
-                                    MegviiShuffleNetV2Plus, TorchvisionShuffleNetV2, calibrate, megvii_large_state,
-                                    torch_state)
-from tests.helpers import (DATA, SIZE, TOLERANCE, max_diff, megvii_reference, normalize, randomize,
-                           rgb_images, run_eval, torchvision_reference)
+from tests.helpers import (
+    DATA,
+    SIZE,
+    TOLERANCE,
+    max_diff,
+    megvii_reference,
+    normalize,
+    randomize,
+    rgb_images,
+    run_eval,
+    torchvision_reference,
+)
+from torch_layout_reference import (
+    MegviiShuffleNetV1,
+    MegviiShuffleNetV2Large,
+    MegviiShuffleNetV2Plus,
+    TorchvisionShuffleNetV2,
+    calibrate,
+    megvii_large_state,
+    torch_state,
+)
 
 
 def fixture():
@@ -42,7 +71,7 @@ def test_the_mindspore_transcription_of_torchvision_reproduces_torchvision():
     state, x, logits, channels = fixture()
     ref = TorchvisionShuffleNetV2((4, 8, 4), channels, num_classes=10)
     names = torch_state(ref)
-    for (ms_name, p), torch_name in zip(ref.parameters_and_names(), names):
+    for (_, p), torch_name in zip(ref.parameters_and_names(), names):
         p.set_data(ms.Tensor(state[torch_name]))
     assert max_diff(run_eval(ref, x), logits) <= TOLERANCE
 
@@ -120,7 +149,8 @@ def test_official_weights_without_the_pad_value_differ_only_on_the_stem_border()
     border[0, :] = border[:, 0] = border[-1, :] = True  # odd height: the last output row reads the padding
     assert differs[border].mean() > 0.5 and not differs[~border].any()
     official = run_eval(ref, rgb[:, ::-1].copy())
-    assert max_diff(run_eval(exact, x.asnumpy()), official) <= TOLERANCE < max_diff(run_eval(plain, x.asnumpy()), official)
+    exact_diff, plain_diff = (max_diff(run_eval(net, x.asnumpy()), official) for net in (exact, plain))
+    assert exact_diff <= TOLERANCE < plain_diff
 
 
 @pytest.mark.parametrize("model", ["shufflenet_v2_plus_small", "shufflenet_v2_plus_large"])

@@ -212,7 +212,7 @@ def test_loading_full_range_int8_weights_warns_on_x86_without_vnni(tmp_path, mon
     cases = [(AVX2, full, full_weights, True), (AVX2, seven_bit, seven_bit_weights, False),
              (VNNI, full, full_weights, False)]
     for flags, path, weights, warned in cases:
-        monkeypatch.setattr(exported, "cpu_flags", lambda: flags)
+        monkeypatch.setattr(exported, "cpu_flags", lambda flags=flags: flags)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger=exported.__name__):
             model = exported.load_exported(path)

@@ -4,16 +4,24 @@ ShuffleNetV2.Large and ExLarge with their auxiliary heads.
 Full-size counts are analytic (``model_counts``) and checked here against built networks at reduced widths;
 forward and backward run at 32x32 on reduced widths, in graph and PyNative mode."""
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 from mindspore import nn
 
 from mindcv_shufflenet import create_model
 from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
 from mindcv_shufflenet.engine.loss import create_loss
-from mindcv_shufflenet.models import (Preprocessing, ShuffleNetV2, ShuffleNetV2Large, ShuffleNetV2Plus, count_macs,
-                                      count_params, model_counts, model_info)
+from mindcv_shufflenet.models import (
+    Preprocessing,
+    ShuffleNetV2,
+    ShuffleNetV2Large,
+    ShuffleNetV2Plus,
+    count_macs,
+    count_params,
+    model_counts,
+    model_info,
+)
 from mindcv_shufflenet.models.layers import DepthwiseConv2d, HSwish, SqueezeExcite
 from mindcv_shufflenet.models.shufflenet_v2 import count_v2
 from mindcv_shufflenet.models.shufflenet_v2_large import AUX_LOSS_WEIGHTS, count_v2_large

@@ -14,8 +14,12 @@ import pytest
 from mindspore import nn
 
 from mindcv_shufflenet.engine import checkpoint as ckpt_module
-from mindcv_shufflenet.engine.checkpoint import (CheckpointManager, CheckpointWriteError, NonFiniteWeightsError,
-                                                 atomic_save)
+from mindcv_shufflenet.engine.checkpoint import (
+    CheckpointManager,
+    CheckpointWriteError,
+    NonFiniteWeightsError,
+    atomic_save,
+)
 from mindcv_shufflenet.engine.faults import OVERFLOW_ENV, overflow_steps
 from mindcv_shufflenet.engine.loss import create_loss
 from mindcv_shufflenet.engine.train_step import TrainStep

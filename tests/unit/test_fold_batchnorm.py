@@ -4,14 +4,20 @@ commands: integration/test_fold_batchnorm.py)."""
 
 import re
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 from mindspore import nn
 
 from mindcv_shufflenet import list_models, runtime
-from mindcv_shufflenet.models import (ShuffleNetV1, ShuffleNetV2, ShuffleNetV2Large, ShuffleNetV2Plus, fold_batchnorm,
-                                      prepare_for_inference)
+from mindcv_shufflenet.models import (
+    ShuffleNetV1,
+    ShuffleNetV2,
+    ShuffleNetV2Large,
+    ShuffleNetV2Plus,
+    fold_batchnorm,
+    prepare_for_inference,
+)
 from mindcv_shufflenet.models.fusion import unfolded_batchnorms
 from tests.helpers import LARGE_REDUCED, PLUS_REDUCED, V2_50_REDUCED, calibrate, randomize
 

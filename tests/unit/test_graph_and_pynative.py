@@ -1,8 +1,8 @@
 """Forward and backward in both execution modes, any batch size, inputs down to 32x32."""
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 
 from mindcv_shufflenet import create_model, runtime
 from tests.helpers import loss_and_grads, randomize, state_of

@@ -1,9 +1,9 @@
 """Units of equal structure share one parsed graph in graph mode on the CPU, and a unit changed after it
 was built never runs a sibling's graph."""
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 from mindspore import nn, ops
 
 from mindcv_shufflenet import create_model

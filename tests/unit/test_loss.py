@@ -1,9 +1,9 @@
 """The losses (``engine.loss.create_loss``) against NumPy and MindCV's ``ops.cross_entropy``: label smoothing
 over all classes, index and soft labels, float16 logits, reductions, graph mode."""
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 from mindspore import Tensor, ops
 
 from mindcv_shufflenet.engine.loss import AuxiliaryLoss, auxiliary_weights, create_loss

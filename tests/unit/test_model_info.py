@@ -9,8 +9,17 @@ import pytest
 from mindcv_shufflenet import create_model, list_models
 from mindcv_shufflenet.constants import IMAGENET_MEAN, IMAGENET_STD
 from mindcv_shufflenet.data.transforms import eval_transforms
-from mindcv_shufflenet.models import (ModelInfo, Preprocessing, PublishedFigures, ReleasedWeights, Reported,
-                                      ShuffleNetV2, model_info, register_model, registry)
+from mindcv_shufflenet.models import (
+    ModelInfo,
+    Preprocessing,
+    PublishedFigures,
+    ReleasedWeights,
+    Reported,
+    ShuffleNetV2,
+    model_info,
+    register_model,
+    registry,
+)
 from tests.helpers import load_script
 
 RELEASED = ["shufflenet_v1_g3_05", "shufflenet_v1_g3_10", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0",

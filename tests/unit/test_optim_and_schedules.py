@@ -4,18 +4,17 @@ here as plain loops and NumPy) and the official ShuffleNet training code."""
 import math
 from bisect import bisect_right
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 from mindspore import Parameter, Tensor, mint, nn, ops
 
 from mindcv_shufflenet import create_model
-from mindcv_shufflenet.engine.loss import create_loss
 from mindcv_shufflenet.constants import SCHEDULERS, WEIGHT_DECAY_FILTERS
+from mindcv_shufflenet.engine.loss import create_loss
 from mindcv_shufflenet.engine.optim import create_optimizer, weight_decay_groups
 from mindcv_shufflenet.engine.schedules import build_lr_schedule
 from tests.helpers import read_param_list
-
 
 # ---------------------------------------------------------------------------------------------------
 # Schedules

@@ -20,6 +20,7 @@ def test_init_runtime_rejects_bad_settings(kwargs, message):
 
 def test_init_runtime_selects_mode_and_seeds_reproducibly():
     import mindspore as ms
+
     from mindcv_shufflenet import create_model
 
     info = runtime.init_runtime(device="cpu", mode="PyNative", seed=11, num_threads=2)

@@ -1,6 +1,6 @@
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 
 from mindcv_shufflenet.models.layers import ChannelShuffle, EvenOddSplit, downsample_pool
 from mindcv_shufflenet.models.shufflenet_v2 import ShuffleV2Block

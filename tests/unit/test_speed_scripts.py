@@ -144,13 +144,20 @@ def test_benchmark_trains_a_network_with_auxiliary_heads_on_its_weighted_loss():
 def test_compile_profile_reads_the_phases_back_from_mindspores_log():
     profile = load_script("benchmarks/experiments/profile_compile.py")
     log = "\n".join([
-        "[INFO] PIPELINE(1,2,python):2026-12-01-02:44:30.000.000 [pipeline.cc:402] operator()] Status record: start type_inference action.",
-        "[INFO] PIPELINE(1,2,python):2026-12-01-02:44:31.500.000 [pipeline.cc:404] operator()] Status record: end type_inference action.",
-        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:31.600.000 [optimizer.cc:236] RunFunc] Start opt_a.r1.j0.renormalize",
-        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:31.850.000 [optimizer.cc:243] RunFunc] End opt_a.r1.j0.renormalize.changed",
-        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:32.000.000 [optimizer.cc:236] RunFunc] Start opt_a.r2.j0.renormalize",
-        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:32.250.500 [optimizer.cc:243] RunFunc] End opt_a.r2.j0.renormalize.unchanged",
-        "[INFO] PIPELINE(1,2,python):2026-12-01-02:44:33.000.000 [x.cc:436] CompileInner] [PROF]compile_graph costs 3000.5 msec.",
+        "[INFO] PIPELINE(1,2,python):2026-12-01-02:44:30.000.000 [pipeline.cc:402] "
+        "operator()] Status record: start type_inference action.",
+        "[INFO] PIPELINE(1,2,python):2026-12-01-02:44:31.500.000 [pipeline.cc:404] "
+        "operator()] Status record: end type_inference action.",
+        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:31.600.000 [optimizer.cc:236] "
+        "RunFunc] Start opt_a.r1.j0.renormalize",
+        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:31.850.000 [optimizer.cc:243] "
+        "RunFunc] End opt_a.r1.j0.renormalize.changed",
+        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:32.000.000 [optimizer.cc:236] "
+        "RunFunc] Start opt_a.r2.j0.renormalize",
+        "[INFO] OPTIMIZER(1,2,python):2026-12-01-02:44:32.250.500 [optimizer.cc:243] "
+        "RunFunc] End opt_a.r2.j0.renormalize.unchanged",
+        "[INFO] PIPELINE(1,2,python):2026-12-01-02:44:33.000.000 [x.cc:436] "
+        "CompileInner] [PROF]compile_graph costs 3000.5 msec.",
     ])
     actions, passes, totals = profile.parse_log(log)
     assert actions == {"type_inference": pytest.approx(1.5)}

@@ -5,17 +5,17 @@ import random
 import re
 from types import SimpleNamespace
 
+import mindspore.dataset as ds
 import numpy as np
 import pytest
-import mindspore.dataset as ds
 from mindspore.dataset import vision
 from PIL import Image
 
+from mindcv_shufflenet.constants import IMAGENET_MEAN
 from mindcv_shufflenet.data.batch_augment import BatchAugment
 from mindcv_shufflenet.data.datasets import create_eval_dataset, create_train_dataset
 from mindcv_shufflenet.data.folders import find_classes
 from mindcv_shufflenet.data.sampling import train_sample_indices
-from mindcv_shufflenet.constants import IMAGENET_MEAN
 from mindcv_shufflenet.data.transforms import auto_augment_op, check_augment
 
 CLASSES = ["ant", "bee", "cat"]
@@ -184,7 +184,7 @@ def test_cutmix_pastes_a_box_from_the_reversed_batch_and_weights_the_labels_by_i
     cut = BatchAugment(1, 2, check_augment(dict(cutmix=1.0)), soft_labels=True)
     for batch in range(5):
         images, labels = cut(list(x.copy()), [np.int32(0), np.int32(1)],
-                             SimpleNamespace(get_epoch_num=lambda: 0, get_batch_num=lambda: batch))
+                             SimpleNamespace(get_epoch_num=lambda: 0, get_batch_num=lambda batch=batch: batch))
         pasted = images[0].mean()  # image 0 is zeros: the box from image 1 is its only ones
         np.testing.assert_allclose(labels[0], [1 - pasted, pasted], atol=1e-6)
         np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-6)

@@ -1,15 +1,14 @@
 """Loading checkpoints: MindCV's layouts load strictly and reproduce their networks; bad ones fail."""
 
+import mindspore as ms
 import numpy as np
 import pytest
-import mindspore as ms
 
 from mindcv_shufflenet import create_model, kernels
-from mindcv_shufflenet.models import SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, CheckpointMismatchError
-from mindcv_shufflenet.models import model_info
+from mindcv_shufflenet.models import SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, CheckpointMismatchError, model_info
 from mindcv_shufflenet.models.weights import load_checkpoint
-from tests.mindcv_reference import RefShuffleNetV1, RefShuffleNetV2
 from tests.helpers import randomize, read_param_list, run_eval, save_training_checkpoint, state_of
+from tests.mindcv_reference import RefShuffleNetV1, RefShuffleNetV2
 
 IMAGE = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
 
@@ -31,7 +30,8 @@ def test_mindcv_030_v1_checkpoint_reproduces_mindcvs_outputs(tmp_path):
 def test_mindcv_main_split_conv_v1_checkpoint_loads_exactly(tmp_path):
     reference = randomize(RefShuffleNetV1(SHUFFLENET_V1_CHANNELS[3]["05"], groups=3, split_convs=True,
                                           symmetric_pool=True), seed=5)
-    names = [(n, tuple(p.shape), "trainable" if p.requires_grad else "buffer") for n, p in reference.parameters_and_names()]
+    names = [(n, tuple(p.shape), "trainable" if p.requires_grad else "buffer")
+             for n, p in reference.parameters_and_names()]
     assert names == read_param_list("shufflenet_v1_g3_05.mindcv-head.txt")  # it is MindCV main's layout
     ckpt = save_training_checkpoint(reference, tmp_path / "v1_head.ckpt")
     net = create_model("shufflenet_v1_g3_05", checkpoint_path=str(ckpt), pool_padding="symmetric")
@@ -46,7 +46,7 @@ def test_gradients_equal_mindcvs_computation():
     # (tests/test_cpu_kernels.py).
     with kernels.native_kernels():
         net = create_model("shufflenet_v2_x0_5", num_classes=10)
-    for (name, p), (_, q) in zip(net.parameters_and_names(), reference.parameters_and_names()):
+    for (_, p), (_, q) in zip(net.parameters_and_names(), reference.parameters_and_names()):
         p.set_data(ms.Tensor(q.asnumpy()))
     x, y = ms.Tensor(IMAGE), ms.Tensor(np.array([1, 7], np.int32))
     grads = []
@@ -79,7 +79,8 @@ def test_partial_checkpoint_lists_missing_names_and_changes_nothing(tmp_path):
     ms.save_checkpoint(entries, str(tmp_path / "partial.ckpt"))
     net = create_model("shufflenet_v1_g3_05")
     before = state_of(net)
-    with pytest.raises(CheckpointMismatchError, match=r"15 of the network's 246 parameters are missing: features\.15\."):
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"15 of the network's 246 parameters are missing: features\.15\."):
         load_checkpoint(net, tmp_path / "partial.ckpt")
     after = state_of(net)
     assert all(np.array_equal(before[k], after[k]) for k in before)
