@@ -30,12 +30,22 @@ from typing import List, Optional, Sequence
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import runtime
-from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_model_arguments, eval_preprocessing,
-                                   model_from_arguments, resolve_model_arguments)
+from mindcv_shufflenet.cli import (
+    PREPROCESSING_OPTIONS,
+    add_model_arguments,
+    eval_preprocessing,
+    model_from_arguments,
+    resolve_model_arguments,
+)
 from mindcv_shufflenet.constants import INTERPOLATIONS
-from mindcv_shufflenet.deploy import ExportInfo
-from mindcv_shufflenet.export import FORMATS, ExportResult, export_model, output_names
-from mindcv_shufflenet.inference import resolve_class_names
+from mindcv_shufflenet.deploy import (
+    FORMATS,
+    ExportInfo,
+    ExportResult,
+    export_model,
+    output_names,
+    resolve_class_names,
+)
 from mindcv_shufflenet.models.metadata import Preprocessing
 
 
@@ -186,7 +196,7 @@ def _summary(args: argparse.Namespace, pre: Preprocessing, result: ExportResult,
 def _calibration(args: argparse.Namespace, pre: Preprocessing):
     """The calibration images, read before anything is built so that a bad folder fails fast."""
     try:
-        from mindcv_shufflenet.quantize import calibration_images
+        from mindcv_shufflenet.deploy.quantize import calibration_images
     except ImportError as err:
         raise ValueError(f"--quantize int8 needs onnx and onnxruntime ({err}): pip install -e .[deploy]") from None
     from mindcv_shufflenet.data.transforms import eval_transforms
@@ -205,7 +215,7 @@ def _calibration(args: argparse.Namespace, pre: Preprocessing):
 
 def _export_int8(args: argparse.Namespace, pre: Preprocessing, net, info: ExportInfo, calibration) -> int:
     from mindcv_shufflenet.deploy import load_exported
-    from mindcv_shufflenet.quantize import QuantSettings, compare_logits, quantize_onnx
+    from mindcv_shufflenet.deploy.quantize import QuantSettings, compare_logits, quantize_onnx
 
     settings = QuantSettings(method=args.calib_method, reduce_range=args.weight_bits == 7)
     output = Path(args.file_name or f"{args.model}-int8")

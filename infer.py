@@ -24,22 +24,37 @@ per image in the order the predictions are printed.
 from __future__ import annotations
 
 import argparse
-import sys
 import json
+import sys
 from typing import List, Optional, Tuple
 
 import numpy as np
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import runtime
-from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_fold_argument, add_model_arguments, eval_preprocessing,
-                                   exported_preprocessing, model_from_arguments, refuse_feature_extractor_checkpoint,
-                                   resolve_model_arguments)
+from mindcv_shufflenet.cli import (
+    PREPROCESSING_OPTIONS,
+    add_fold_argument,
+    add_model_arguments,
+    eval_preprocessing,
+    exported_preprocessing,
+    model_from_arguments,
+    refuse_feature_extractor_checkpoint,
+    resolve_model_arguments,
+)
 from mindcv_shufflenet.constants import INTERPOLATIONS
 from mindcv_shufflenet.data.transforms import eval_transforms
-from mindcv_shufflenet.deploy import ExportedModel, describe, load_exported, recorded_class_names
-from mindcv_shufflenet.inference import (check_embeddings_path, find_images, predict, resolve_class_names,
-                                         save_embeddings)
+from mindcv_shufflenet.deploy import (
+    ExportedModel,
+    check_embeddings_path,
+    describe,
+    find_images,
+    load_exported,
+    predict,
+    recorded_class_names,
+    resolve_class_names,
+    save_embeddings,
+)
 from mindcv_shufflenet.models import prepare_for_inference
 
 

@@ -25,8 +25,13 @@ from typing import List, Optional, Tuple
 
 import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
 from mindcv_shufflenet import create_model, runtime
-from mindcv_shufflenet.cli import (PREPROCESSING_OPTIONS, add_fold_argument, eval_preprocessing, exported_preprocessing,
-                                   refuse_feature_extractor_checkpoint)
+from mindcv_shufflenet.cli import (
+    PREPROCESSING_OPTIONS,
+    add_fold_argument,
+    eval_preprocessing,
+    exported_preprocessing,
+    refuse_feature_extractor_checkpoint,
+)
 from mindcv_shufflenet.config import Config, ConfigError, build_parser, load_config
 from mindcv_shufflenet.data import create_eval_dataset, find_classes
 from mindcv_shufflenet.data.folders import split_folder

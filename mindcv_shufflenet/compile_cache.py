@@ -73,7 +73,7 @@ KEY_LENGTH = 20
 _process_folder: Optional[Path] = None  # MindSpore's cache folder for this process, once it has used one
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def source_digest(package: Path = PACKAGE) -> str:
     """SHA-256 over the package's source files (paths and contents): a changed line is a new key."""
     digest = hashlib.sha256()

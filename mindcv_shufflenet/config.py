@@ -23,9 +23,26 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from .constants import (AMP_LEVELS, CROP_PCT, DEFAULT_MILESTONES, DEVICES, IMAGE_CHANNELS, IMAGE_SIZE,
-                        IMAGENET_MEAN, IMAGENET_STD, INTERPOLATION, INTERPOLATIONS, JIT_LEVELS, LOSSES, MODES,
-                        OPTIMIZERS, POOL_PADDINGS, SCHEDULERS, WEIGHT_DECAY_FILTERS, choose)
+from .constants import (
+    AMP_LEVELS,
+    CROP_PCT,
+    DEFAULT_MILESTONES,
+    DEVICES,
+    IMAGE_CHANNELS,
+    IMAGE_SIZE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INTERPOLATION,
+    INTERPOLATIONS,
+    JIT_LEVELS,
+    LOSSES,
+    MODES,
+    OPTIMIZERS,
+    POOL_PADDINGS,
+    SCHEDULERS,
+    WEIGHT_DECAY_FILTERS,
+    choose,
+)
 
 
 class ConfigError(ValueError):
@@ -222,7 +239,7 @@ class Config:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Config is read-only: use replace(...)")
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return finalize({**self._values, **changes}, self.source)
 
     def as_dict(self) -> Dict[str, Any]:

@@ -202,7 +202,8 @@ def rank_main(argv: List[str]) -> int:
     if run.dist.is_main:
         figures = {"compile_seconds": round(run.meter.first_seconds, 3),
                    "ms_per_step": round(1000 * seconds / steps, 3) if steps else None,
-                   "img_per_second": round(steps * cfg.batch_size * run.dist.group_size / seconds, 1) if steps else None,
+                   "img_per_second": (round(steps * cfg.batch_size * run.dist.group_size / seconds, 1)
+                                      if steps else None),
                    "sunk": run.sink, "batch_per_device": cfg.batch_size, "image_size": cfg.image_resize,
                    "amp_level": cfg.amp_level, "model": cfg.model}
         Path(args.result).write_text(json.dumps(figures, indent=2) + "\n")

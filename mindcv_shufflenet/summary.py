@@ -66,7 +66,8 @@ class Citations:
         return f"{text} [{self._number(acc.source)}]"
 
     def footnotes(self) -> List[str]:
-        lines = [f"- [{number}] {source}" + (" (error rates; shown as 100 - error)" if source in self._as_errors else "")
+        as_errors = " (error rates; shown as 100 - error)"
+        lines = [f"- [{number}] {source}" + (as_errors if source in self._as_errors else "")
                  for source, number in self._numbers.items()]
         return lines + [f"- Note: {note}" for note in self._notes]
 

@@ -44,8 +44,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 # The environment as the user started the benchmark: each child gets it (plus OMP_NUM_THREADS), not the CPU
 # defaults that importing mindcv_shufflenet adds here (a oneDNN ISA cap); the MindSpore children import the
 # package and so set those for themselves, as train.py would.
@@ -359,7 +357,7 @@ def export_onnx(name: str, folder: Path, frameworks: Sequence[str], image_size: 
     dynamic batch) and, when onnxruntime-int8 is asked for, its INT8 QDQ copy (``quantize.quantize_onnx``,
     default settings) calibrated on a few random images: calibration changes the accuracy, not the speed."""
     from mindcv_shufflenet import create_model, runtime
-    from mindcv_shufflenet.export import export_model
+    from mindcv_shufflenet.deploy import export_model
 
     files: Dict[str, str] = {}
     errors: Dict[str, str] = {}
@@ -371,7 +369,7 @@ def export_onnx(name: str, folder: Path, frameworks: Sequence[str], image_size: 
         return {"files": files, "errors": {ORT: _one_line(err), ORT_INT8: _one_line(err)}}
     if ORT_INT8 in frameworks:
         try:
-            from mindcv_shufflenet.quantize import quantize_onnx
+            from mindcv_shufflenet.deploy.quantize import quantize_onnx
 
             shape = (CALIBRATION_IMAGES, 3, image_size, image_size)
             images = np.random.default_rng(0).standard_normal(shape).astype(np.float32)

@@ -28,10 +28,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -63,7 +63,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     speed.add_argument("--model", default="shufflenet_v2_x1_0")
     speed.add_argument("--image_size", type=int, default=224)
     speed.add_argument("--batches", default="1,32")
-    speed.add_argument("--threads", type=int, default=2, help="intra-op threads (onnxruntime, MindSpore, PyTorch), for every run")
+    speed.add_argument("--threads", type=int, default=2,
+                       help="intra-op threads (onnxruntime, MindSpore, PyTorch), for every run")
     speed.add_argument("--rounds", type=int, default=5, help="rounds; each runs every configuration once")
     speed.add_argument("--seconds", type=float, default=3.0, help="timed seconds per configuration and round")
     speed.add_argument("--variants", default="float,qdq,torchvision,torchvision-int8",
@@ -101,9 +102,8 @@ def accuracy(args: argparse.Namespace) -> Dict:
     import mindcv_shufflenet  # noqa: F401
     from mindcv_shufflenet import create_model, runtime
     from mindcv_shufflenet.data import create_eval_dataset, eval_transforms
-    from mindcv_shufflenet.deploy import ExportInfo, load_exported
+    from mindcv_shufflenet.deploy import ExportInfo, export_model, load_exported
     from mindcv_shufflenet.engine import evaluate
-    from mindcv_shufflenet.export import export_model
     from mindcv_shufflenet.models.weights import checkpoint_classes
 
     model, pre = accuracy_preprocessing(args)
@@ -164,8 +164,8 @@ def accuracy_preprocessing(args: argparse.Namespace):
 def _int8_row(args, method, seed, float_file, info, transforms, dataset) -> Dict:
     """Quantize with one calibration method and draw; its scores and its agreement with the float file."""
     from mindcv_shufflenet.deploy import load_exported
+    from mindcv_shufflenet.deploy.quantize import QuantSettings, calibration_images, compare_logits, quantize_onnx
     from mindcv_shufflenet.engine import evaluate
-    from mindcv_shufflenet.quantize import QuantSettings, calibration_images, compare_logits, quantize_onnx
 
     float_model = load_exported(float_file)
     calib_folder = Path(args.data_dir) / args.calib_split
@@ -186,10 +186,10 @@ def _int8_row(args, method, seed, float_file, info, transforms, dataset) -> Dict
             "quantize_seconds": seconds}
 
 
-def _other_images(folder: Path, used: set, transforms) -> "np.ndarray":
+def _other_images(folder: Path, used: set, transforms) -> np.ndarray:
     import numpy as np
 
-    from mindcv_shufflenet.inference import find_images, load_image
+    from mindcv_shufflenet.deploy import find_images, load_image
 
     return np.stack([load_image(path, transforms) for path in find_images([folder]) if path not in used])
 
@@ -212,9 +212,9 @@ def _row(row: Dict) -> str:
 
 
 def accuracy_table(result: Dict) -> str:
-    lines = [f"{result['model']} (INT8 settings: {result['variant']}): {result['rows'][0]['images']} held-out images of {result['data']}; INT8 calibrated "
-             f"on {result['calib_images']} training images per draw; 'other': the training images not drawn; CPU "
-             f"flags: {result.get('cpu', 'unknown')}", "",
+    lines = [f"{result['model']} (INT8 settings: {result['variant']}): {result['rows'][0]['images']} held-out images "
+             f"of {result['data']}; INT8 calibrated on {result['calib_images']} training images per draw; 'other': "
+             f"the training images not drawn; CPU flags: {result.get('cpu', 'unknown')}", "",
              "| model | top-1 | loss | top-1 agreement with float | max abs logit diff | mean abs logit diff | "
              "agreement, other training images | mean abs logit diff, other | quantization (s) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -224,7 +224,7 @@ def accuracy_table(result: Dict) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     for method in dict.fromkeys(row["file"].split(",")[0] for row in result["rows"] if "agreement" in row):
         rows = [row for row in result["rows"] if row["file"].startswith(method + ",")]
-        mean = lambda key: statistics.mean(r[key] for r in rows)  # noqa: E731
+        mean = lambda key, rows=rows: statistics.mean(r[key] for r in rows)  # noqa: E731
         lines.append(f"| {method} | {mean('top1'):.2f}% | {mean('loss'):.4f} | {mean('agreement'):.2f}% | "
                      f"{mean('mean_abs_diff'):.4f} | {max(r['max_abs_diff'] for r in rows):.3f} | "
                      f"{mean('agreement_other'):.2f}% | {mean('mean_abs_diff_other'):.4f} | "
@@ -284,8 +284,8 @@ def make_speed_files(args: argparse.Namespace, folder: Path, skipped: Optional[L
 
     import mindcv_shufflenet  # noqa: F401
     from mindcv_shufflenet import create_model, runtime
-    from mindcv_shufflenet.export import export_model
-    from mindcv_shufflenet.quantize import QuantSettings, quantize_onnx
+    from mindcv_shufflenet.deploy import export_model
+    from mindcv_shufflenet.deploy.quantize import QuantSettings, quantize_onnx
 
     runtime.init_runtime("CPU", "graph")
     net = create_model(args.model, num_classes=1000)
@@ -347,7 +347,9 @@ def _mindspore_runner(args: argparse.Namespace):
     import numpy as np
 
     import mindcv_shufflenet  # noqa: F401  (CPU defaults, fast kernels)
+    # isort: split
     import mindspore as ms
+
     from mindcv_shufflenet import create_model, runtime
 
     runtime.init_runtime("CPU", "graph", num_threads=args.threads)

@@ -4,7 +4,8 @@ and trains (amp level, loss scale, augmentations, schedule, checkpoints) before 
     python scripts/try_configs.py --data_dir data/digits                      # every file under configs/
     python scripts/try_configs.py --data_dir data/digits configs/shufflenetv2/shufflenet_v2_x1_0_ascend.yaml
 
-What is replaced, so that it runs here in seconds: the device (CPU, no msrun), the data folder, the image size (32), the batch (4), the number of images (8) and epochs (1, no warmup), the
+What is replaced, so that it runs here in seconds: the device (CPU, no msrun), the data folder, the image
+size (32), the batch (4), the number of images (8) and epochs (1, no warmup), the
 output folder, and the widths and depths of ShuffleNetV2.Large / ExLarge (140 / 271 M parameters: built
 with the same structure, auxiliary heads included, at a few hundred thousand). Everything else is the
 recipe's own. Prints one line per file; exits 1 if any failed.
@@ -33,14 +34,13 @@ import traceback
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import mindcv_shufflenet  # noqa: F401  (CPU defaults before MindSpore runs)
+from mindcv_shufflenet import npu
+from mindcv_shufflenet.config import load_config
+from mindcv_shufflenet.engine.trainer import train
+from mindcv_shufflenet.models.shufflenet_v2_large import SHUFFLENET_V2_LARGE_CONFIGS
 
-import mindcv_shufflenet  # noqa: E402,F401  (CPU defaults before MindSpore runs)
-from mindcv_shufflenet import npu  # noqa: E402
-from mindcv_shufflenet.config import load_config  # noqa: E402
-from mindcv_shufflenet.engine.trainer import train  # noqa: E402
-from mindcv_shufflenet.models.shufflenet_v2_large import SHUFFLENET_V2_LARGE_CONFIGS  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SMALL_RUN = {"device_target": "CPU", "distribute": False, "image_resize": 32,
              "batch_size": 4, "num_samples": 8, "epoch_size": 1, "warmup_epochs": 0, "decay_epochs": 1,

@@ -16,10 +16,10 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from .common import SOURCES, ConvertedWeights, read_source_weights
-from .megvii import fold_bgr255_stem, from_megvii, from_megvii_v1, from_megvii_v2, from_megvii_v2_plus
+from ..checkpoints.mindcv_v1 import grouped_from_split_convs
+from .common import SOURCES, ConvertedWeights, fold_bgr255_stem, read_source_weights
+from .megvii import from_megvii, from_megvii_v1, from_megvii_v2, from_megvii_v2_plus
 from .megvii_large import from_megvii_v2_large, read_mean_image
-from .mindcv_v1 import grouped_from_split_convs
 from .torchvision import from_torchvision_v2, stage_permutations
 
 __all__ = [

@@ -1,11 +1,12 @@
-"""What the converters share: the result type, reading source files, PyTorch -> MindSpore BatchNorm names."""
+"""What the converters share: the result type, reading source files, PyTorch -> MindSpore BatchNorm names, and
+the official code's BGR 0-255 input folded into a stem conv (V1, V2, V2+ and ExLarge take it)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class ConvertedWeights:
     groups: Optional[int] = None
     source: str = ""
 
-    def build(self) -> "nn.Cell":
+    def build(self) -> nn.Cell:
         """The network these weights fit, with the weights loaded (strictly)."""
         from .. import models
 
@@ -49,8 +50,13 @@ class ConvertedWeights:
 
     def matching_model(self) -> Optional[str]:
         """The registered model name whose channel table these weights have (None for other widths)."""
-        from ..models import (SHUFFLENET_V1_CHANNELS, SHUFFLENET_V2_CHANNELS, SHUFFLENET_V2_LARGE_CONFIGS,
-                              SHUFFLENET_V2_PLUS_CHANNELS, shufflenet_v2_plus)
+        from ..models import (
+            SHUFFLENET_V1_CHANNELS,
+            SHUFFLENET_V2_CHANNELS,
+            SHUFFLENET_V2_LARGE_CONFIGS,
+            SHUFFLENET_V2_PLUS_CHANNELS,
+            shufflenet_v2_plus,
+        )
 
         if self.architecture == "ShuffleNetV2Large":
             variant = self.options.get("variant")
@@ -186,3 +192,21 @@ def bn(src: SourceState, source_prefix: str, target_prefix: str, out: Dict[str, 
 def as_float32(state: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """The arrays as contiguous float32, the dtype of the networks' parameters."""
     return {name: np.ascontiguousarray(value, dtype=np.float32) for name, value in state.items()}
+
+
+def fold_bgr255_stem(weight: np.ndarray, moving_mean: np.ndarray, mean: Sequence[float],
+                     std: Sequence[float]) -> Tuple[np.ndarray, np.ndarray, list]:
+    """Fold "BGR, 0-255" into a stem conv ``weight`` [out, 3 (BGR), k, k] and its BatchNorm.
+
+    Returns the conv weight for RGB input normalized by ``mean``/``std`` (0-255 scale, RGB order), the
+    BatchNorm moving mean to go with it, and the per-channel padding value (``-mean/std``) that makes
+    the result exact at the image border (see ``convert.megvii``).
+    """
+    mean = np.asarray(mean, np.float64)
+    std = np.asarray(std, np.float64)
+    if weight.ndim != 4 or weight.shape[1] != 3:
+        raise ValueError(f"the stem conv weight has shape {weight.shape}, expected [out, 3, k, k]")
+    rgb_weight = weight[:, ::-1].astype(np.float64) * std[None, :, None, None]
+    pad_value = -mean / std
+    shift = np.einsum("ochw,c->o", rgb_weight, pad_value)  # the padded conv minus the official one
+    return rgb_weight, moving_mean.astype(np.float64) + shift, [float(v) for v in pad_value]

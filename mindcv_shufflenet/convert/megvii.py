@@ -30,29 +30,12 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from .common import ConvertedWeights, SourceState, as_float32, bn
+from .common import ConvertedWeights, SourceState, as_float32, bn, fold_bgr255_stem
+from .megvii_large import from_megvii_v2_large
 
-__all__ = ["from_megvii_v2", "from_megvii_v1", "from_megvii_v2_plus", "from_megvii", "fold_bgr255_stem"]
+__all__ = ["from_megvii_v2", "from_megvii_v1", "from_megvii_v2_plus", "from_megvii"]
 
 _FEATURE = re.compile(r"^features\.(\d+)\.")
-
-
-def fold_bgr255_stem(weight: np.ndarray, moving_mean: np.ndarray, mean: Sequence[float],
-                     std: Sequence[float]) -> Tuple[np.ndarray, np.ndarray, list]:
-    """Fold "BGR, 0-255" into a stem conv ``weight`` [out, 3 (BGR), k, k] and its BatchNorm.
-
-    Returns the conv weight for RGB input normalized by ``mean``/``std`` (0-255 scale, RGB order), the
-    BatchNorm moving mean to go with it, and the per-channel padding value (``-mean/std``) that makes
-    the result exact at the image border (see the module docstring).
-    """
-    mean = np.asarray(mean, np.float64)
-    std = np.asarray(std, np.float64)
-    if weight.ndim != 4 or weight.shape[1] != 3:
-        raise ValueError(f"the stem conv weight has shape {weight.shape}, expected [out, 3, k, k]")
-    rgb_weight = weight[:, ::-1].astype(np.float64) * std[None, :, None, None]
-    pad_value = -mean / std
-    shift = np.einsum("ochw,c->o", rgb_weight, pad_value)  # the padded conv minus the official one
-    return rgb_weight, moving_mean.astype(np.float64) + shift, [float(v) for v in pad_value]
 
 
 def _stem_and_head(src: SourceState, out: Dict[str, np.ndarray], mean: Optional[Sequence[float]],
@@ -281,7 +264,5 @@ def from_megvii(state: Mapping[str, np.ndarray], mean: Optional[Sequence[float]]
     if "LastSE.SE_opr.1.weight" in state:
         return from_megvii_v2_plus(state, mean, std, exact_border)
     if "first_conv.0.conv.weight" in state:
-        from .megvii_large import from_megvii_v2_large
-
         return from_megvii_v2_large(state, mean_image, mean, std, exact_border)
     return from_megvii_v2(state, mean, std, exact_border)

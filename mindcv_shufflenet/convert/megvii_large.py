@@ -16,8 +16,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ..constants import IMAGENET_MEAN, IMAGENET_STD
-from .common import ConvertedWeights, SourceState, as_float32, bn
-from .megvii import fold_bgr255_stem
+from .common import ConvertedWeights, SourceState, as_float32, bn, fold_bgr255_stem
 
 __all__ = ["from_megvii_v2_large", "read_mean_image"]
 

@@ -134,7 +134,8 @@ def from_torchvision_v2(state: Mapping[str, np.ndarray]) -> ConvertedWeights:
         # stride-2 unit: both branches read the whole input (columns follow the input's order)
         out[f"{ms}.branch_proj.0.weight"] = src.take(f"{tv}.branch1.0.weight", (width, 1, 3, 3))[before]
         bn(src, f"{tv}.branch1.1", f"{ms}.branch_proj.1", out, before)
-        out[f"{ms}.branch_proj.2.weight"] = src.take(f"{tv}.branch1.2.weight", (half, width, 1, 1))[proj_rows][:, before]
+        proj = src.take(f"{tv}.branch1.2.weight", (half, width, 1, 1))
+        out[f"{ms}.branch_proj.2.weight"] = proj[proj_rows][:, before]
         bn(src, f"{tv}.branch1.3", f"{ms}.branch_proj.3", out, proj_rows)
         out[f"{ms}.branch_main.0.weight"] = src.take(f"{tv}.branch2.0.weight", (half, width, 1, 1))[:, before]
         _main_rest(src, tv, ms, half, main_rows, out)

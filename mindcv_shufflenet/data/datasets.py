@@ -53,7 +53,7 @@ def _check_image_count(listing: ImageListing, workers: int) -> None:
     _COUNTED[id(listing)] = weakref.ref(listing)
 
 
-_COUNTED: Dict[int, "weakref.ref[ImageListing]"] = {}  # listings already counted (by id: they are unhashable)
+_COUNTED: Dict[int, weakref.ref[ImageListing]] = {}  # listings already counted (by id: they are unhashable)
 
 
 def _share(shard_id: int, num_shards: int, all_reduce: Optional[Callable]) -> Optional[ScanShare]:
@@ -179,9 +179,9 @@ def create_train_dataset(data_dir: str, split: str = "train", *, batch_size: int
     workers = resolve_workers(num_parallel_workers)
     _check_image_count(listing, workers)
     # Sample positions among the readable images, mapped to ImageFolderDataset's positions.
-    indices = listing.readable[train_sample_indices(len(listing.readable), epoch=epoch, seed=seed, num_shards=num_shards,
-                                   shard_id=shard_id, shuffle=shuffle, num_samples=num_samples,
-                                   aug_repeats=aug_repeats)]
+    indices = listing.readable[train_sample_indices(len(listing.readable), epoch=epoch, seed=seed,
+                                                    num_shards=num_shards, shard_id=shard_id, shuffle=shuffle,
+                                                    num_samples=num_samples, aug_repeats=aug_repeats)]
     steps = len(indices) // batch_size if drop_remainder else -(-len(indices) // batch_size)
     if steps == 0:
         raise ValueError(f"batch_size {batch_size} is more than the {len(indices)} images each shard reads per epoch "

@@ -10,8 +10,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mindspore.dataset import vision
 
-from ..constants import (CHANNEL_ORDERS, CROP_PCT, IMAGE_CHANNELS, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD,
-                         INTERPOLATION, INTERPOLATIONS, choose)
+from ..constants import (
+    CHANNEL_ORDERS,
+    CROP_PCT,
+    IMAGE_CHANNELS,
+    IMAGE_SIZE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INTERPOLATION,
+    INTERPOLATIONS,
+    choose,
+)
 from .checks import check_int, check_nonnegative, check_pair, check_prob, is_finite_number
 
 # MindSpore's resize mode for each interpolation name.

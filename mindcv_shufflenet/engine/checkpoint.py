@@ -28,7 +28,7 @@ import numpy as np
 from mindspore import Tensor, nn
 
 from .. import runtime
-from ..checkpoint_file import checkpoint_problem
+from ..checkpoints.integrity import checkpoint_problem
 from ..models.weights import read_checkpoint
 from . import faults
 from .train_step import SCRATCH_PREFIXES
@@ -266,9 +266,9 @@ class CheckpointManager:
             self._prune()
             atomic_write_text(self.index_path, json.dumps(self.kept, indent=1))
         except OSError as err:
-            raise CheckpointWriteError(f"cannot write {self.last_path} ({err.strerror}): free space in {self.folder} and "
-                                       f"resume with --resume auto; {path.name} and the checkpoints before it are "
-                                       f"intact") from err
+            raise CheckpointWriteError(f"cannot write {self.last_path} ({err.strerror}): free space in {self.folder} "
+                                       f"and resume with --resume auto; {path.name} and the checkpoints before it "
+                                       f"are intact") from err
         return path
 
     def save_best(self, params: Sequence[ms.Parameter] | Sequence[dict], metadata: Dict[str, object]) -> Path:

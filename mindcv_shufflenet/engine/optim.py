@@ -31,8 +31,8 @@ import math
 from numbers import Real
 from typing import Dict, List, Sequence, Tuple, Union
 
-import numpy as np
 import mindspore as ms
+import numpy as np
 from mindspore import Parameter, Tensor, jit, nn, ops
 from mindspore.common.initializer import initializer
 

@@ -8,7 +8,8 @@ with a fixed scale, where MindCV's ``drop_overflow_update: false`` would apply i
 
 Under data parallel the decision to skip is taken by all ranks together: each rank's not-finite flag is
 all-reduced before it is used. On Ascend 910A (and 910B in saturation mode) overflow is read from the
-device's float-status register (as ``mindspore.amp.all_finite`` does there), and an fp16 overflow saturates instead of becoming Inf, so the reduced
+device's float-status register (as ``mindspore.amp.all_finite`` does there), and an fp16 overflow
+saturates instead of becoming Inf, so the reduced
 gradients do not carry it to the other ranks; without the flag's all-reduce the ranks would disagree.
 That register is cleared before the forward pass, so an overflow in validation cannot mark a step. Both
 register operations live in :mod:`mindcv_shufflenet.npu`, with the CPU stand-ins that compile this branch here.

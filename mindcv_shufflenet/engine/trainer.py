@@ -24,11 +24,16 @@ from .. import compile_cache, npu, runtime
 from ..config import Config, ConfigError, save_config
 from ..data.datasets import TrainData, create_eval_dataset, create_train_dataset
 from ..data.folders import find_classes, skipped_summary, split_folder
-from ..models.registry import create_model
+from ..models.factory import create_model
 from ..models.weights import checkpoint_record
 from . import faults, synthetic
-from .checkpoint import (CheckpointManager, ResumeState, find_resume_checkpoint, load_training_state,
-                         remove_partial_files)
+from .checkpoint import (
+    CheckpointManager,
+    ResumeState,
+    find_resume_checkpoint,
+    load_training_state,
+    remove_partial_files,
+)
 from .distributed import average_batchnorm_statistics, make_all_reduce, parameters_agree
 from .evaluate import EvalResult, evaluate
 from .feed import FedSteps, SunkSteps, chunk_plan
@@ -199,7 +204,8 @@ def _augment_options(cfg: Config) -> dict:
 def _train_dataset_options(cfg: Config, dist: runtime.DistInfo, num_classes: int,
                            scan_all_reduce: Optional[Callable] = None) -> dict:
     return dict(scan_all_reduce=scan_all_reduce, batch_size=cfg.batch_size, image_size=cfg.image_resize,
-                seed=cfg.seed, num_shards=dist.group_size, shard_id=dist.rank, shuffle=cfg.shuffle, drop_remainder=cfg.drop_remainder,
+                seed=cfg.seed, num_shards=dist.group_size, shard_id=dist.rank, shuffle=cfg.shuffle,
+                drop_remainder=cfg.drop_remainder,
                 num_samples=cfg.num_samples, aug_repeats=cfg.aug_repeats, num_classes=num_classes,
                 num_parallel_workers=cfg.num_parallel_workers, **_augment_options(cfg))
 

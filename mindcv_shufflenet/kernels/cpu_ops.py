@@ -101,7 +101,7 @@ def _switch() -> str:
     raise ValueError(f"{ENV_SWITCH}={value!r} is not understood: use 1 (required), 0 (off) or auto")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _library(compiler: Optional[str]) -> Tuple[Optional[str], str]:
     """(library path, "") or (None, why not); built at most once per process and compiler."""
     try:
@@ -123,7 +123,7 @@ def library_path() -> Optional[str]:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _warn_once(message: str) -> None:
     logger.warning(message)
 

@@ -2,16 +2,23 @@
 
 from . import shufflenet_v1, shufflenet_v2, shufflenet_v2_large, shufflenet_v2_plus  # noqa: F401  (registers them)
 from .backbone import FeatureInfo, StageInfo
-from .fusion import fold_batchnorm, prepare_for_inference
 from .complexity import Counts, ParamCount, count_macs, count_params, model_counts
+from .factory import create_model
+from .fusion import fold_batchnorm, prepare_for_inference
 from .metadata import Accuracy, ModelInfo, Preprocessing, PublishedFigures, ReleasedWeights, Reported
-from .registry import create_model, list_models, model_info, register_model
+from .registry import list_models, model_info, register_model
 from .shufflenet_v1 import SHUFFLENET_V1_CHANNELS, ShuffleNetV1
 from .shufflenet_v2 import SHUFFLENET_V2_50_CHANNELS, SHUFFLENET_V2_CHANNELS, ShuffleNetV2
 from .shufflenet_v2_large import SHUFFLENET_V2_LARGE_CONFIGS, ShuffleNetV2Large
 from .shufflenet_v2_plus import SHUFFLENET_V2_PLUS_CHANNELS, ShuffleNetV2Plus
-from .weights import (CheckpointMismatchError, checkpoint_record, load_checkpoint, load_pretrained,
-                      load_state_dict, save_checkpoint)
+from .weights import (
+                      CheckpointMismatchError,
+                      checkpoint_record,
+                      load_checkpoint,
+                      load_pretrained,
+                      load_state_dict,
+                      save_checkpoint,
+)
 
 __all__ = [
     "create_model", "list_models", "model_info", "register_model",

@@ -69,7 +69,7 @@ class FeatureInfo:
     def available(self) -> Tuple[int, ...]:
         return tuple(stage.index for stage in self.stages)
 
-    def select(self, out_indices: Sequence[int]) -> "FeatureInfo":
+    def select(self, out_indices: Sequence[int]) -> FeatureInfo:
         """The same network's maps for other ``out_indices``."""
         return FeatureInfo(self.stages, out_indices, self.model)
 

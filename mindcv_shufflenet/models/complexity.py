@@ -143,7 +143,8 @@ def register_counter(model_name: str, counter: Callable[..., Counts]) -> None:
 def model_counts(model_name: str, image_size: int = 224, num_classes: int = 1000) -> Counts:
     """A registered model's counts: analytic where its family provides a counter, else from the network
     built and run once (``count_params``, ``count_macs``)."""
-    from .registry import canonical_model_name, create_model
+    from .factory import create_model
+    from .registry import canonical_model_name
 
     name = canonical_model_name(model_name)
     if name in _COUNTERS:

@@ -233,7 +233,7 @@ def _total_length(response, offset: int) -> Optional[int]:
     return int(length) if length and length.isdigit() else None
 
 
-def _copy(response, out: BinaryIO, have: int, total: Optional[int], bar: "Progress") -> int:
+def _copy(response, out: BinaryIO, have: int, total: Optional[int], bar: Progress) -> int:
     """Append the body to ``out``; returns the bytes now held (those before plus those received)."""
     bar.update(have)
     while True:

@@ -4,7 +4,7 @@ changed after they were built.
 A ShuffleNet repeats the same unit many times (V2 1.0x: 16 units of 6 distinct structures). MindSpore's
 ``lazy_inline(policy="front")`` parses a cell's graph once and reuses it for every cell with the same
 ``cell_init_args`` string, which cuts the front end's work (the bulk of the first step's compile, see
-``scripts/profile_compile.py``). The decorator keys on the constructor's arguments, so a unit changed
+``benchmarks/experiments/profile_compile.py``). The decorator keys on the constructor's arguments, so a unit changed
 after construction (BatchNorm folded, a flag turned off, kernels switched back to MindSpore's) would run
 the graph of an unchanged sibling. ``ReusedGraphUnit`` instead computes the key when the graph is parsed,
 from what the unit holds then: every sub-cell's class, its plain attributes (flags, sizes, dtypes, the

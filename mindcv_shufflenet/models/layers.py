@@ -217,7 +217,7 @@ class EvenOddSplit(nn.Cell):
     axis, a training step through it is 1.3-1.95x faster on CPU than through MindCV's
     reshape-transpose-reshape (which moves the batch axis), and shufflenet_v2_x1_0 trains 1.58x faster
     with it; strided slices (``x[:, 1::2]``) cannot be used, since MindSpore 2.10's CPU
-    StridedSliceGrad fails for batches above 1 (see ``scripts/bench_cpu_layers.py``).
+    StridedSliceGrad fails for batches above 1 (see ``benchmarks/experiments/bench_cpu_layers.py``).
     """
 
     def __init__(self) -> None:

@@ -9,8 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from ..constants import (CHANNEL_ORDERS, CROP_PCT, IMAGE_CHANNELS, IMAGE_SIZE, IMAGENET_MEAN, IMAGENET_STD,
-                         INTERPOLATION, INTERPOLATIONS, POOL_PADDINGS)
+from ..constants import (
+    CHANNEL_ORDERS,
+    CROP_PCT,
+    IMAGE_CHANNELS,
+    IMAGE_SIZE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INTERPOLATION,
+    INTERPOLATIONS,
+    POOL_PADDINGS,
+)
 
 # Where MindCV publishes its ShuffleNet checkpoints (one folder per family below it).
 MINDCV_RELEASE_URL = "https://download.mindspore.cn/toolkits/mindcv/shufflenet/"

@@ -3,8 +3,8 @@
 Canonical layout: MindCV 0.3.0's, where each grouped 1x1 conv is one tensor
 ``branch_main_1.0.weight`` of shape [out, in/g, 1, 1]. MindCV's later layout splits it into g dense
 convs (``branch_main_1.0.convs.{k}.weight``); such checkpoints are converted when loaded
-(``convert.mindcv_v1``). The single grouped conv was chosen because it trains faster on CPU than g
-dense convs (``scripts/bench_cpu_layers.py``: 8-15% per layer, 6% for the whole g3 1.0x network) and
+(``checkpoints.mindcv_v1``). The single grouped conv was chosen because it trains faster on CPU than g
+dense convs (``benchmarks/experiments/bench_cpu_layers.py``: 8-15% per layer, 6% for the whole g3 1.0x network) and
 loads MindCV's released V1 checkpoints as they are.
 """
 
@@ -16,8 +16,15 @@ from mindspore import Tensor, nn, ops
 
 from .backbone import ShuffleNetBase
 from .graph_reuse import ReusedGraphUnit
-from .layers import (ChannelShuffle, DepthwiseConv2d, GlobalAvgPool, classifier_dropout, downsample_pool,
-                     init_like_mindcv, stem_conv)
+from .layers import (
+    ChannelShuffle,
+    DepthwiseConv2d,
+    GlobalAvgPool,
+    classifier_dropout,
+    downsample_pool,
+    init_like_mindcv,
+    stem_conv,
+)
 from .metadata import MEGVII, MINDCV_ACCURACY, Accuracy, ModelInfo, PublishedFigures, Reported, mindcv_release
 from .registry import model_info, register_model
 from .weights import load_pretrained

@@ -16,11 +16,27 @@ from mindspore import Tensor, nn, ops
 from .backbone import ShuffleNetBase
 from .complexity import Counts, Tally, register_counter
 from .graph_reuse import ReusedGraphUnit
-from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, SqueezeExcite, classifier_dropout,
-                     downsample_pool, init_like_mindcv, stem_conv)
+from .layers import (
+    DepthwiseConv2d,
+    EvenOddSplit,
+    GlobalAvgPool,
+    SqueezeExcite,
+    classifier_dropout,
+    downsample_pool,
+    init_like_mindcv,
+    stem_conv,
+)
 from .layers import activation as make_activation
-from .metadata import (MEGVII, MINDCV_ACCURACY, MINDCV_PARAMS, Accuracy, ModelInfo, PublishedFigures, Reported,
-                       mindcv_release)
+from .metadata import (
+    MEGVII,
+    MINDCV_ACCURACY,
+    MINDCV_PARAMS,
+    Accuracy,
+    ModelInfo,
+    PublishedFigures,
+    Reported,
+    mindcv_release,
+)
 from .registry import model_info, register_model
 from .weights import load_pretrained
 

@@ -23,8 +23,15 @@ from mindspore import Parameter, Tensor, nn, ops
 from .backbone import ShuffleNetBase
 from .complexity import Counts, ParamCount, Tally, register_counter
 from .graph_reuse import ReusedGraphUnit
-from .layers import (EvenOddSplit, GlobalAvgPool, SqueezeExcite, classifier_dropout, downsample_pool, init_like_mindcv,
-                     stem_conv)
+from .layers import (
+    EvenOddSplit,
+    GlobalAvgPool,
+    SqueezeExcite,
+    classifier_dropout,
+    downsample_pool,
+    init_like_mindcv,
+    stem_conv,
+)
 from .metadata import MEGVII, Accuracy, ModelInfo, Preprocessing, PublishedFigures, Reported
 from .registry import model_info, register_model
 from .weights import load_pretrained

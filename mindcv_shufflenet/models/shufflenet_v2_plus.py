@@ -18,8 +18,16 @@ from mindspore import Tensor, nn, ops
 from .backbone import ShuffleNetBase
 from .complexity import Counts, Tally, register_counter
 from .graph_reuse import ReusedGraphUnit
-from .layers import (DepthwiseConv2d, EvenOddSplit, GlobalAvgPool, HSwish, SqueezeExcite, classifier_dropout,
-                     init_like_mindcv, stem_conv)
+from .layers import (
+    DepthwiseConv2d,
+    EvenOddSplit,
+    GlobalAvgPool,
+    HSwish,
+    SqueezeExcite,
+    classifier_dropout,
+    init_like_mindcv,
+    stem_conv,
+)
 from .layers import activation as make_activation
 from .metadata import MEGVII, Accuracy, ModelInfo, Preprocessing, PublishedFigures, Reported
 from .registry import register_model

@@ -17,10 +17,10 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
-from ..checkpoint_file import CheckpointFileError, check_checkpoint_file
-from ..convert.mindcv_v1 import grouped_from_split_convs
-from .registry import canonical_model_name
+from ..checkpoints.integrity import CheckpointFileError, check_checkpoint_file
+from ..checkpoints.mindcv_v1 import grouped_from_split_convs
 from .metadata import Preprocessing
+from .registry import canonical_model_name
 
 logger = logging.getLogger(__name__)
 
