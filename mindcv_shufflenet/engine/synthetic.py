@@ -8,6 +8,7 @@ from typing import Callable
 from .. import runtime
 from ..config import Config, ConfigError
 from ..data.synthetic import DEFAULT_STEPS, synthetic_train_data
+from .training_data import TrainingData
 
 # The classes of the synthetic batch when num_classes is not given: ImageNet's, as the recipes train.
 DEFAULT_CLASSES = 1000
@@ -17,8 +18,6 @@ def training_data(cfg: Config, dist: runtime.DistInfo, console: Callable[[str], 
     """The run's :class:`~.trainer.TrainingData` for ``synthetic_data: true``: ``num_samples // batch_size`` steps
     per epoch (default 100) of one batch drawn from the seed and rank, ``num_classes`` classes (default 1000),
     no validation. Nothing is read from ``data_dir``."""
-    from .trainer import TrainingData  # the trainer calls this function: imported here, not at the top
-
     if cfg.dataset_sink_mode and runtime.current_device() == "Ascend":
         raise ConfigError("synthetic_data feeds its batch step by step: add --dataset_sink_mode false")
     steps = cfg.num_samples // cfg.batch_size if cfg.num_samples else DEFAULT_STEPS

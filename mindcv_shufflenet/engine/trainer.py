@@ -43,6 +43,7 @@ from .metrics import MetricsFile, try_plot_metrics
 from .optim import create_optimizer
 from .schedules import build_lr_schedule
 from .train_step import StepStatsReader, TrainStep, ema_state, swap_in
+from .training_data import TrainingData
 
 # MindSpore 2.10's documented levels are O0 and O1 (O2, the GE backend, is deprecated since 2.9); O0 is its
 # default for training on Ascend. MindCV's published figures were trained with MindSpore 2.3.1 at O2.
@@ -63,18 +64,6 @@ class TrainResult:
     last_eval: Optional[EvalResult]
     run_dir: Path
     files: Dict[str, Path] = field(default_factory=dict)
-
-
-@dataclass
-class TrainingData:
-    """What the run knows of its data: classes, the epoch's shape, and how to build an epoch."""
-    classes: list
-    num_classes: int
-    first: TrainData  # epoch 1's data (also read for the step count and the skipped files)
-    epoch_data: Callable[[int], TrainData]  # 0-based epoch -> that epoch's data
-    steps_per_epoch: int  # a whole number of accumulation windows
-    updates_per_epoch: int
-    eval_data: Optional[object]
 
 
 @dataclass

@@ -32,10 +32,16 @@ from typing import BinaryIO, Dict, Iterator, Optional, TextIO, Tuple
 from .metadata import ReleasedWeights
 from .registry import list_models, model_info
 
-__all__ = ["ENV_DOWNLOAD", "WeightsFileError", "DownloadError", "sha256_of", "check_released_file",
+__all__ = ["ENV_DOWNLOAD", "pretrained_dir", "WeightsFileError", "DownloadError", "sha256_of", "check_released_file",
            "download_source", "download_file", "fetch_released_weights", "released_weights", "released_path"]
 
 ENV_DOWNLOAD = "MINDCV_SHUFFLENET_DOWNLOAD"
+
+
+def pretrained_dir() -> Path:
+    """Where released checkpoints are looked for: ``$MINDCV_SHUFFLENET_HOME`` or
+    ``~/.cache/mindcv_shufflenet``, laid out as on the release server (``shufflenetv2/<file>.ckpt``)."""
+    return Path(os.environ.get("MINDCV_SHUFFLENET_HOME", Path.home() / ".cache" / "mindcv_shufflenet"))
 CHUNK = 1 << 16
 TIMEOUT = 60.0  # seconds without data before a download is given up (it resumes on the next try)
 
@@ -78,8 +84,6 @@ def released_weights(model_name: str) -> ReleasedWeights:
 
 def released_path(released: ReleasedWeights) -> Path:
     """Where a released checkpoint is kept: below the weights folder, as on the release server."""
-    from .weights import pretrained_dir
-
     return pretrained_dir() / released.relative_path
 
 

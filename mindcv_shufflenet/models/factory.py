@@ -30,7 +30,7 @@ def create_model(
         model_name: a name from ``list_models()`` (MindCV's legacy V1 names are accepted too).
         num_classes, in_channels: classifier outputs and image channels.
         pretrained: load MindCV's released ImageNet weights from the local weights folder
-            (see ``weights.pretrained_dir``), checked against their SHA-256 first.
+            (see ``download.pretrained_dir``), checked against their SHA-256 first.
         pretrained_url: with ``pretrained``, download the released file from this URL if it is not in the
             weights folder yet (verified, then kept there); see ``download`` for the environment setting
             that does the same for every model. Default: offline.

@@ -46,7 +46,7 @@ class ReleasedWeights:
 
     @property
     def relative_path(self) -> str:
-        """Where the file is looked for below ``weights.pretrained_dir()``: its folder on the server and its
+        """Where the file is looked for below ``download.pretrained_dir()``: its folder on the server and its
         name (``shufflenetv2/shufflenet_v2_x1_0-0da4b7fa.ckpt``)."""
         return "/".join(self.url.split("/")[-2:])
 

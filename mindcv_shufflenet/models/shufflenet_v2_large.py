@@ -237,25 +237,8 @@ class ShuffleNetV2Large(ShuffleNetBase):
             + _conv_bn(stem[0], stem[1], 3, eps) + _conv_bn(stem[1], stem[2], 3, eps))
         self.max_pool = downsample_pool("max", pool_padding)
 
-        features, points = [], []
-        width, reduction = stem[2], 4
-        for stage, (out_channels, repeats) in enumerate(zip(stages, stage_repeats)):
-            stride = 1 if stage == 0 else 2
-            reduction *= stride
-            points.append((f"features.{stage}", out_channels, reduction))
-            units = []
-            for i in range(repeats):
-                if variant == "large":
-                    units.append(LargeUnit(width // 2, out_channels, stride if i == 0 else 1, groups, project=i == 0,
-                                           se_reduction=se_reduction, eps=eps))
-                else:
-                    units.append(ExLargeUnit(width if i == 0 else out_channels // 2, out_channels,
-                                             stride if i == 0 else 1, groups, project=i == 0,
-                                             se_reduction=se_reduction, eps=eps))
-                width = out_channels
-            if variant == "exlarge":
-                units.append(nn.SequentialCell(_conv_bn(out_channels, out_channels, 1, eps)))
-            features.append(nn.SequentialCell(units))
+        features, points, width, reduction = _stages(variant, stem[2], stages, stage_repeats, groups, se_reduction,
+                                                      eps)
         final = ("conv_last", channels[7], reduction) if variant == "large" else None
         n_stages, build_final = self._plan_features(("max_pool", stem[2], 4), points, final, features_only,
                                                     out_indices)
@@ -336,6 +319,31 @@ class ShuffleNetV2Large(ShuffleNetBase):
         return (self.forward_head(final), self.aux_heads[2](stage3), self.aux_heads[1](stage2),
                 self.aux_heads[0](stage1))
 
+
+
+def _stages(variant: str, width: int, stages: Sequence[int], stage_repeats: Sequence[int], groups: int,
+            se_reduction: int, eps: float):
+    """The four stages of units (``features.<i>``), their feature points (name, channels, reduction), and the
+    width and reduction after the last."""
+    features, points, reduction = [], [], 4
+    for stage, (out_channels, repeats) in enumerate(zip(stages, stage_repeats)):
+        stride = 1 if stage == 0 else 2
+        reduction *= stride
+        points.append((f"features.{stage}", out_channels, reduction))
+        units = []
+        for i in range(repeats):
+            if variant == "large":
+                units.append(LargeUnit(width // 2, out_channels, stride if i == 0 else 1, groups, project=i == 0,
+                                       se_reduction=se_reduction, eps=eps))
+            else:
+                units.append(ExLargeUnit(width if i == 0 else out_channels // 2, out_channels,
+                                         stride if i == 0 else 1, groups, project=i == 0,
+                                         se_reduction=se_reduction, eps=eps))
+            width = out_channels
+        if variant == "exlarge":
+            units.append(nn.SequentialCell(_conv_bn(out_channels, out_channels, 1, eps)))
+        features.append(nn.SequentialCell(units))
+    return features, points, width, reduction
 
 def _check(channels: Sequence[int], variant: str, stage_repeats: Sequence[int], groups: int,
            aux_channels: Sequence[int]) -> None:

@@ -19,6 +19,7 @@ from mindspore import nn
 
 from ..checkpoints.integrity import CheckpointFileError, check_checkpoint_file
 from ..checkpoints.mindcv_v1 import grouped_from_split_convs
+from .download import fetch_released_weights
 from .metadata import Preprocessing
 from .registry import canonical_model_name
 
@@ -318,12 +319,6 @@ def load_state_dict(net: nn.Cell, state: Mapping[str, np.ndarray], ema: bool = F
         p.set_data(ms.Tensor(np.asarray(state[name], dtype=ms.dtype_to_nptype(p.dtype))))
 
 
-def pretrained_dir() -> Path:
-    """Where released checkpoints are looked for: ``$MINDCV_SHUFFLENET_HOME`` or
-    ``~/.cache/mindcv_shufflenet``, laid out as on the release server (``shufflenetv2/<file>.ckpt``)."""
-    return Path(os.environ.get("MINDCV_SHUFFLENET_HOME", Path.home() / ".cache" / "mindcv_shufflenet"))
-
-
 def load_pretrained(net: nn.Cell, model_name: str) -> None:
     """Load the released ImageNet weights of ``model_name`` (its ``model_info(...).weights``) from
     :func:`pretrained_dir`, after checking that the file's SHA-256 starts with the released hash prefix.
@@ -333,8 +328,6 @@ def load_pretrained(net: nn.Cell, model_name: str) -> None:
     (``models.download``). With ``num_classes != 1000`` the classifier keeps its initialisation
     (fine-tuning), and that is logged; a ``features_only`` network takes everything but the head.
     """
-    from .download import fetch_released_weights
-
     path = fetch_released_weights(model_name)
     exclude = ()
     if not getattr(net, "features_only", False) and getattr(net, "num_classes", 1000) != 1000:

@@ -376,8 +376,7 @@ def assert_one_line_error(proc, expected):
 def exported_backbones(tmp_path_factory):
     """shufflenet_v2_x0_5's backbone (random weights) exported as ONNX (maps 1, 2, 3) and MindIR (maps 3, 0), with
     the maps the network gives for two batches."""
-    from mindcv_shufflenet.deploy import ExportInfo
-    from mindcv_shufflenet.export import export_model
+    from mindcv_shufflenet.deploy import ExportInfo, export_model
 
     folder = tmp_path_factory.mktemp("exported")
     batches = [images(1, 64, seed=5), images(3, 64, seed=6)]
@@ -449,7 +448,7 @@ def test_infer_writes_the_pooled_features_of_each_image_as_npy(tmp_path):
     from PIL import Image
 
     from mindcv_shufflenet.data.transforms import eval_transforms
-    from mindcv_shufflenet.inference import load_image
+    from mindcv_shufflenet.deploy import load_image
     from mindcv_shufflenet.models import model_info
 
     net = randomize(create_model("shufflenet_v2_x0_5", num_classes=4), seed=10)

@@ -15,11 +15,11 @@ from tests.helpers import ROOT
 # Lowest first. A part imports only the parts of the layers below its own; a new part must be placed here.
 LAYERS = (
     ("constants",),
-    ("kernels", "checkpoints", "runtime", "data"),
+    ("kernels", "checkpoints", "runtime", "data", "npu"),
     ("models",),
-    ("config", "convert", "summary"),
+    ("config", "convert", "summary", "compile_cache"),
     ("engine", "cli"),
-    ("deploy", "plot"),
+    ("deploy", "plot", "preflight"),
 )
 LAYER_OF = {part: i for i, layer in enumerate(LAYERS) for part in layer}
 
