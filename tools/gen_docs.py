@@ -17,7 +17,7 @@ Everything outside the regions is written by hand. The regions:
 * ``docs/training-options.md``, ``training-options``: every key of ``mindcv_shufflenet.config.OPTIONS``;
 * ``configs/README.md``, ``recipe-table``: each model's recipe files and the published accuracy they quote.
 
-``tests/test_docs_generated.py`` runs ``--check``.
+``tests/unit/test_docs_generated.py`` runs ``--check``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ The official family beyond MindCV's (ShuffleNetV2+, v2-50, V2.Large / ExLarge) g
 official training script's recipe on 8 Ascend cards, and ``_cpu.yaml``, the same on one CPU at batch 32.
 
 The YAML is formatted by hand, in MindCV's key order and grouping, so the files stay stable and readable.
-Edit this script, not the generated files: ``tests/test_configs.py`` runs ``--check``.
+Edit this script, not the generated files: ``tests/recipes/test_configs.py`` runs ``--check``.
 """
 
 from __future__ import annotations
