@@ -16,7 +16,7 @@ as a user's run starts; wall and CPU time), ``--steps`` more steps, ``--steps`` 
 ``--batch`` and ``--latency-calls`` batch-1 calls (medians), and its peak RSS growth. Frameworks: ``ours``
 (this project's network, CPU fast kernels), ``ours-native`` (MindSpore's own kernels), ``torchvision`` and
 ``mindcv`` (when installed), ``onnxruntime`` (the network exported to float32 ONNX by
-``export.export_model``, BatchNorm folded) and ``onnxruntime-int8`` (that file quantized to INT8 QDQ by
+``deploy.export_model``, BatchNorm folded) and ``onnxruntime-int8`` (that file quantized to INT8 QDQ by
 ``quantize.quantize_onnx``, calibrated on a few random images: calibration changes accuracy, not speed);
 the ONNX files are written once per model, in a process of their own, and only run inference.
 
@@ -353,7 +353,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def export_onnx(name: str, folder: Path, frameworks: Sequence[str], image_size: int) -> Dict[str, Dict[str, str]]:
-    """This project's ``name`` (random weights) as float32 ONNX (``export.export_model``: BatchNorm folded,
+    """This project's ``name`` (random weights) as float32 ONNX (``deploy.export_model``: BatchNorm folded,
     dynamic batch) and, when onnxruntime-int8 is asked for, its INT8 QDQ copy (``quantize.quantize_onnx``,
     default settings) calibrated on a few random images: calibration changes the accuracy, not the speed."""
     from mindcv_shufflenet import create_model, runtime
