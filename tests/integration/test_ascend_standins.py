@@ -177,5 +177,5 @@ def test_the_preflights_cpu_mode_runs_every_stage_a_cpu_can(tmp_path):
     assert report["standin_chip"] == "910A" and measured["sunk"] is True
     assert measured["model"] == "shufflenet_v1_g3_05" and measured["batch_per_device"] == 4
     assert measured["compile_seconds"] > 0 and measured["ms_per_step"] > 0
-    assert measured["img_per_second"] == pytest.approx(4 * 1000 / measured["ms_per_step"], rel=0.01)
+    assert measured["img_per_second"] == pytest.approx(4 * 1000 / measured["ms_per_step"], rel=0.01, abs=0.05)
     assert report["published"]["compile_seconds"] == 169.0  # MindCV's figure for this model, beside ours
